@@ -1,0 +1,14 @@
+"""Per-thread recording state: grad mode and the tape being recorded."""
+
+from __future__ import annotations
+
+import threading
+
+
+class _State(threading.local):
+    def __init__(self) -> None:
+        self.grad_enabled = True
+        self.tape = None
+
+
+STATE = _State()
