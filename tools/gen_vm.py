@@ -40,7 +40,7 @@ def generate() -> str:
     binary = [o for o in t.OPS if o.family in (t.BINARY, t.COMPARE)]
     out = [BEGIN, f"# optable.py sha256: {digest}\n\n"]
 
-    out.append("\n@njit(cache=True)\ndef _unary_fwd(op, val, a, o, n, c0, c1):\n")
+    out.append("\n@_jit\ndef _unary_fwd(op, val, a, o, n, c0, c1):\n")
     out.append('    """y = f(x, c0, c1) over n elements: one loop per opcode."""\n')
     for k, op in enumerate(unary):
         out.append(_branch(k == 0, op))
@@ -48,7 +48,7 @@ def generate() -> str:
                    f"            val[o + i] = {op.fwd}\n")
     out.append("    else:\n        raise ValueError('unary forward: unknown opcode')\n\n")
 
-    out.append("\n@njit(cache=True)\ndef _unary_bwd(op, val, adj, a, o, n, c0, c1):\n")
+    out.append("\n@_jit\ndef _unary_bwd(op, val, adj, a, o, n, c0, c1):\n")
     out.append('    """adj[x] += vjp(x, y, g, c0, c1) over n elements."""\n')
     for k, op in enumerate(unary):
         out.append(_branch(k == 0, op))
@@ -57,7 +57,7 @@ def generate() -> str:
                    f"            adj[a + i] += {op.bwd}\n")
     out.append("    else:\n        raise ValueError('unary backward: unknown opcode')\n\n")
 
-    out.append("\n@njit(cache=True)\ndef _binary_fwd(op, val, a, sa, b, sb, o, n):\n")
+    out.append("\n@_jit\ndef _binary_fwd(op, val, a, sa, b, sb, o, n):\n")
     out.append('    """z = f(x, y); sa/sb are 1, or 0 for an operand of size 1."""\n')
     for k, op in enumerate(binary):
         out.append(_branch(k == 0, op))
@@ -65,7 +65,7 @@ def generate() -> str:
                    f"            y = val[b + i * sb]\n            val[o + i] = {op.fwd}\n")
     out.append("    else:\n        raise ValueError('binary forward: unknown opcode')\n\n")
 
-    out.append("\n@njit(cache=True)\ndef _binary_bwd(op, val, adj, a, sa, ra, b, sb, rb, o, n):\n")
+    out.append("\n@_jit\ndef _binary_bwd(op, val, adj, a, sa, ra, b, sb, rb, o, n):\n")
     out.append('    """adj[x] += gx, adj[y] += gy where ra/rb say the operand wants it."""\n')
     for k, op in enumerate(binary):
         gx, gy = op.bwd

@@ -1,80 +1,113 @@
-"""PyTorch-like text for tensors: ``tensor([ 2., -2.,  0.], requires_grad=True)``."""
+"""PyTorch-like text for tensors: ``tensor([ 2., -2.,  0.], requires_grad=True)``.
+
+The rules follow PyTorch's printing defaults (precision 4, threshold 1000, edgeitems 3,
+linewidth 80): one width for every element, taken from the nonzero finite values;
+scientific notation when the range is wide.
+"""
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
-_THRESHOLD = 1000
-_EDGE = 3
+PRECISION, THRESHOLD, EDGEITEMS, LINEWIDTH = 4, 1000, 3, 80
 
 
-def _float_formatter(vals: np.ndarray):
-    finite = vals[np.isfinite(vals)]
-    if finite.size == 0:
-        return lambda v: _special(v) or f"{v}"
-    if np.all(finite == np.round(finite)):
-        fmt = "{:.0f}."
-        big = np.abs(finite).max()
-        if big >= 1e8:
-            fmt = "{:.4e}"
-    else:
-        nz = np.abs(finite[finite != 0])
-        lo, hi = (nz.min(), nz.max()) if nz.size else (0.0, 0.0)
-        fmt = "{:.4e}" if nz.size and (hi / lo > 1000.0 or hi > 1e8 or lo < 1e-4) else "{:.4f}"
+class _Formatter:
+    def __init__(self, shown: np.ndarray, kind: str) -> None:
+        self.kind = kind  # "f", "i" or "b"
+        self.int_mode = True
+        self.sci_mode = False
+        self.width = 1
+        if kind != "f":
+            for v in shown:
+                self.width = max(self.width, len(self._plain(v)))
+            return
+        finite = shown[np.isfinite(shown)]
+        nonzero = finite[finite != 0]
+        for v in shown:  # nan and inf print as themselves
+            if not math.isfinite(v):
+                self.width = max(self.width, len(str(v)) if v == v else 3)
+        if nonzero.size == 0:
+            return
+        absv = np.abs(nonzero)
+        lo, hi = float(absv.min()), float(absv.max())
+        self.int_mode = bool(np.all(nonzero == np.ceil(nonzero)))
+        if self.int_mode:
+            if hi / lo > 1000.0 or hi > 1.0e8:
+                self.sci_mode = True
+                self.width = max(self.width, *(len(f"{v:.{PRECISION}e}") for v in nonzero))
+            else:
+                self.width = max(self.width, *(len(f"{v:.0f}") + 1 for v in nonzero))
+        elif hi / lo > 1000.0 or hi > 1.0e8 or lo < 1.0e-4:
+            self.sci_mode = True
+            self.width = max(self.width, *(len(f"{v:.{PRECISION}e}") for v in nonzero))
+        else:
+            self.width = max(self.width, *(len(f"{v:.{PRECISION}f}") for v in nonzero))
 
-    def f(v: float) -> str:
-        return _special(v) or fmt.format(v)
+    def _plain(self, v: float) -> str:
+        if self.kind == "b":
+            return "True" if v else "False"
+        return str(int(v))
 
-    return f
+    def format(self, v: float) -> str:
+        if self.kind != "f":
+            s = self._plain(v)
+        elif not math.isfinite(v):
+            s = "nan" if v != v else ("inf" if v > 0 else "-inf")
+        elif self.sci_mode:
+            s = f"{v:.{PRECISION}e}"
+        elif self.int_mode:
+            s = f"{v:.0f}."
+        else:
+            s = f"{v:.{PRECISION}f}"
+        return s.rjust(self.width)
 
 
-def _special(v: float) -> str:
-    if np.isnan(v):
-        return "nan"
-    if np.isinf(v):
-        return "inf" if v > 0 else "-inf"
-    return ""
-
-
-def _summary(a: np.ndarray) -> np.ndarray:
-    if a.size <= _THRESHOLD or a.ndim == 0:
+def _shown(a: np.ndarray, summarize: bool) -> np.ndarray:
+    """The elements that will be printed (edges only when summarizing)."""
+    if a.ndim == 0:
         return a.reshape(-1)
-    parts = []
-    for idx in range(a.shape[0]) if a.shape[0] <= 2 * _EDGE else list(range(_EDGE)) + list(
-            range(a.shape[0] - _EDGE, a.shape[0])):
-        parts.append(_summary(a[idx]))
-    return np.concatenate(parts)
+    if summarize and a.shape[0] > 2 * EDGEITEMS:
+        rows = [a[i] for i in range(EDGEITEMS)] + [a[i] for i in range(-EDGEITEMS, 0)]
+    else:
+        rows = [a[i] for i in range(a.shape[0])]
+    if a.ndim == 1:
+        return np.array(rows, dtype=a.dtype)
+    return np.concatenate([_shown(r, summarize) for r in rows]) if rows else a.reshape(-1)
 
 
 def format_array(a: np.ndarray, indent: int = 7) -> str:
     """The body PyTorch prints between ``tensor(`` and the suffixes."""
-    if a.dtype == np.bool_:
-        fmt = lambda v: "True" if v else "False"  # noqa: E731
-        shown = _summary(a)
-    elif np.issubdtype(a.dtype, np.integer):
-        fmt = lambda v: str(int(v))  # noqa: E731
-        shown = _summary(a)
-    else:
-        shown = _summary(a).astype(np.float64)
-        fmt = _float_formatter(shown)
-    width = max((len(fmt(v)) for v in shown), default=0)
-    summarize = a.size > _THRESHOLD
+    kind = "b" if a.dtype == np.bool_ else ("i" if a.dtype.kind in "iu" else "f")
+    summarize = a.size > THRESHOLD
+    shown = _shown(a, summarize)
+    fmt = _Formatter(shown.astype(np.float64) if kind == "f" else shown, kind)
+    if a.ndim == 0:
+        return fmt.format(a.item()).strip()
+
+    def vector(v: np.ndarray, ind: int) -> str:
+        n = v.shape[0]
+        if summarize and n > 2 * EDGEITEMS:
+            items = ([fmt.format(x) for x in v[:EDGEITEMS].tolist()] + [" ..."]
+                     + [fmt.format(x) for x in v[-EDGEITEMS:].tolist()])
+        else:
+            items = [fmt.format(x) for x in v.tolist()]
+        per_line = max(1, (LINEWIDTH - ind) // (fmt.width + 2))
+        lines = [", ".join(items[i: i + per_line]) for i in range(0, len(items), per_line)]
+        return "[" + (",\n" + " " * (ind + 1)).join(lines) + "]"
 
     def rec(x: np.ndarray, ind: int) -> str:
-        if x.ndim == 0:
-            return fmt(x.item()).rjust(width)
-        n = x.shape[0]
-        if summarize and n > 2 * _EDGE:
-            idx = list(range(_EDGE)) + [None] + list(range(n - _EDGE, n))
-        else:
-            idx = list(range(n))
         if x.ndim == 1:
-            items = ["..." if i is None else fmt(x[i].item()).rjust(width) for i in idx]
-            return "[" + ", ".join(items) + "]"
+            return vector(x, ind)
+        n = x.shape[0]
+        if summarize and n > 2 * EDGEITEMS:
+            parts = ([rec(x[i], ind + 1) for i in range(EDGEITEMS)] + ["..."]
+                     + [rec(x[i], ind + 1) for i in range(n - EDGEITEMS, n)])
+        else:
+            parts = [rec(x[i], ind + 1) for i in range(n)]
         sep = "," + "\n" * (x.ndim - 1) + " " * (ind + 1)
-        items = ["..." if i is None else rec(x[i], ind + 1) for i in idx]
-        return "[" + sep.join(items) + "]"
+        return "[" + sep.join(parts) + "]"
 
-    if a.ndim == 0:
-        return fmt(a.item())
     return rec(a, indent)

@@ -58,6 +58,7 @@ def from_numpy(arr: np.ndarray) -> Tensor:
     dt = _dtype(arr.dtype)
     t = Tensor.__new__(Tensor)
     _init_leaf(t, arr if arr.dtype == dt else arr.astype(dt), False)
+    t._shared = True  # in-place ops write through to ``arr``
     return t
 
 

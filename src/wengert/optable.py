@@ -23,10 +23,12 @@ from the row.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 # Families (opcode ranges): the interpreters dispatch on these first.
+LEAF = "leaf"  # 0        a value written by Python (imports of leaves and other tapes)
 UNARY = "unary"  # 10..29   f(x)
 UNARY_C = "unary_c"  # 30..49   f(x, c0) with a Python-number operand
 BINARY = "binary"  # 50..69   f(x, y), same size or one side of size 1
@@ -62,6 +64,9 @@ def _cases(*rows):
 
 
 OPS: list[OpSpec] = [
+    # ---------------------------------------------------------------- leaves
+    # An import: no kernel runs; the sweep stops here and Python accumulates .grad.
+    OpSpec("import", 0, LEAF, "AccumulateGrad", differentiable=False),
     # ---------------------------------------------------------------- unary, f(x)
     OpSpec("neg", 10, UNARY, "NegBackward0", "-x", "-g", method="neg"),
     # abs: subgradient 0 at 0, as PyTorch.
@@ -227,6 +232,11 @@ OPS: list[OpSpec] = [
         ("x[:,0:1]", lambda x: x[:, 0:1], ((3, 4),), None),
         ("x[1,2]", lambda x: x[1, 2], ((3, 4),), None),
         ("unpack", lambda x: x[0] * x[1] + x[2], ((3,),), None),
+    )),
+    # x[i] on a 1-D tensor, the index in c0: unpacking and x[0] cost no aux integers.
+    OpSpec("select", 117, STRUCT, "SelectBackward0", cases=_cases(
+        ("x[1]", lambda x: x[1], ((3,),), None),
+        ("unpack", lambda x: (lambda a, b, c: a * b - c)(*x), ((3,),), None),
     )),
     OpSpec("gather", 114, STRUCT, "IndexBackward0", cases=_cases(
         ("int_array", lambda x: x[[0, 2, 2]], ((4,),), None),

@@ -1,7 +1,10 @@
-"""The Wengert tape: flat arrays of entries and buffers, and the backward engine.
+"""The Wengert tape: one flat row per entry, and the backward engine.
 
-Recording appends to Python lists (no numpy or numba call per op); ``sync`` mirrors
-the new part into numpy arrays right before a sweep. See ARCHITECTURE.md.
+Entry ``e`` writes buffer ``e``. Its row is ``(opcode, in0, in1, aux, off, size, rg)``
+(see ``_vm.py``); ``consts`` holds two floats per entry and ``aux`` the integers of
+structural ops. Recording appends to Python lists (no numpy or numba call per op);
+``sync`` mirrors the new rows into numpy arrays right before a sweep. See
+ARCHITECTURE.md for the life cycle.
 """
 
 from __future__ import annotations
@@ -16,11 +19,15 @@ import numpy as np
 from . import _vm
 from ._state import STATE
 
+W = 7  # ints per row
+OFF, SIZE, RG = 4, 5, 6
 _ids = itertools.count(1)
 
-# An evaluated tape with more entries than this stops being the current tape, so that a
-# long loop that never calls backward() does not grow one tape for ever.
+# An evaluated tape with more entries (or arena elements) than this stops being the
+# current tape, so that a long loop that never calls backward() does not grow one tape
+# for ever; the old tape lives as long as tensors (or a graph) need it.
 SEAL_ENTRIES = 1 << 16
+SEAL_ELEMENTS = 1 << 22
 
 SECOND_BACKWARD = (
     "Trying to backward through the graph a second time (or directly access saved tensors "
@@ -31,81 +38,104 @@ SECOND_BACKWARD = (
 )
 
 
-def _grow(arr: np.ndarray, need: int) -> np.ndarray:
-    cap = max(need, 2 * len(arr), 64)
+def _grow(arr: np.ndarray, need: int, keep: int) -> np.ndarray:
+    cap = max(need, 2 * len(arr), 32)
     new = np.zeros((cap,) + arr.shape[1:], arr.dtype)
-    new[: len(arr)] = arr
+    keep = min(keep, len(arr))
+    new[:keep] = arr[:keep]
     return new
 
 
 class Tape:
-    """One recording: entries (opcode, in0, in1, out, aux) over buffers in a value arena."""
+    """One recording: a flat list of entries over a value arena.
+
+    >>> import wengert
+    >>> x = wengert.tensor(2.0, requires_grad=True)
+    >>> y = x * 3 + 1
+    >>> len(y._tape) >= 3   # the import of x, mul, add
+    True
+    """
 
     __slots__ = (
-        "id", "code", "consts", "aux", "boff", "bsize", "rg", "top", "n", "n_eval",
-        "_code", "_consts", "_aux", "_boff", "_bsize", "_rg", "_nc", "_na", "_nb",
-        "val", "freed", "leaves", "links", "imports", "imp_cache", "names", "tensors",
-        "retained", "__weakref__",
+        "id", "gen", "code", "consts", "aux", "top", "n", "n_eval",
+        "_code", "_consts", "_aux", "_nc", "_na", "_mcode", "_mconsts", "val", "freed",
+        "leaves", "links", "imports", "imp_cache", "names", "tensors", "retained",
+        "exported", "has_dead", "__weakref__",
     )
 
     def __init__(self) -> None:
         self.id = next(_ids)
-        self.code: list[int] = []  # 5 ints per entry
+        self.gen = 0  # bumped when the tape is reset for reuse
+        self.code: list[int] = []  # W ints per entry
         self.consts: list[float] = []  # 2 floats per entry
         self.aux: list[int] = []
-        self.boff: list[int] = []
-        self.bsize: list[int] = []
-        self.rg: list[int] = []
         self.top = 0  # arena elements in use
         self.n = 0  # entries recorded
         self.n_eval = 0  # entries whose values are computed
-        self._code = np.zeros((64, 5), np.int64)
-        self._consts = np.zeros((64, 2))
-        self._aux = np.zeros(64, np.int64)
-        self._boff = np.zeros(64, np.int64)
-        self._bsize = np.zeros(64, np.int64)
-        self._rg = np.zeros(64, np.uint8)
-        self._nc = self._na = self._nb = 0  # how much of the lists is mirrored
-        self.val = np.zeros(64)
-        self.freed = np.zeros(64, np.uint8)  # per entry: swept by a backward without retain
-        self.leaves: list[tuple[int, Any, int]] = []  # (buf, leaf tensor, version) needing grad
-        self.links: list[tuple[int, Tape, int]] = []  # (buf, source tape, source buf)
-        self.imports: dict[int, tuple] = {}  # buf -> ("leaf", t) | ("link", tape, buf) | ("dead", t)
+        self._code = np.zeros((0, W), np.int64)
+        self._consts = np.zeros((0, 2))
+        self._aux = np.zeros(1, np.int64)
+        self._nc = self._na = 0  # how much of the lists is mirrored
+        # What the numpy arrays hold, as lists: a loop that records the same entries
+        # again after a reset (every step of an eager training loop) skips the copy.
+        self._mcode: list[int] = []
+        self._mconsts: list[float] = []
+        self.val = np.zeros(32)
+        self.freed = np.zeros(0, np.uint8)  # per entry: swept by a backward without retain
+        self.leaves: list[tuple[int, Any, int]] = []  # (entry, leaf, version) needing grad
+        self.links: list[tuple[int, Tape, int]] = []  # (entry, source tape, source entry)
+        self.imports: dict[int, tuple] = {}  # entry -> ("leaf", t) | ("link", tape, e) | ("dead", t)
         self.imp_cache: dict[Any, tuple] = {}
-        self.names: dict[int, str | None] = {}  # entry -> grad_fn name (None: internal entry)
+        self.names: dict[int, str | None] = {}  # entry -> grad_fn name (None: internal)
         self.tensors: list[weakref.ref] = []  # tensors recorded here, to release them
-        self.retained: dict[int, weakref.ref] = {}  # buf -> tensor with retain_grad()
+        self.retained: dict[int, weakref.ref] = {}  # entry -> tensor with retain_grad()
+        self.exported = False  # another tape imported from this one
+        self.has_dead = False  # holds an import whose graph an earlier backward freed
 
     def __len__(self) -> int:
         return self.n
 
+    def reset(self) -> None:
+        """Empty the tape for reuse (its arrays keep their capacity)."""
+        self.gen += 1
+        self.code.clear()
+        self.consts.clear()
+        self.aux.clear()
+        self.top = self.n = self.n_eval = self._nc = self._na = 0
+        self.leaves.clear()
+        self.links.clear()
+        self.imports.clear()
+        self.imp_cache.clear()
+        self.names.clear()
+        self.tensors.clear()
+        self.retained.clear()
+        self.has_dead = False
+
     # ------------------------------------------------------------------ recording
     def entry(self, op: int, i0: int, i1: int, size: int, rg: int,
               c0: float = 0.0, c1: float = 0.0, aux: int = -1) -> int:
-        """Append one entry writing a new buffer of ``size`` elements; return the buffer."""
-        b = len(self.bsize)
-        self.boff.append(self.top)
-        self.bsize.append(size)
-        self.rg.append(rg)
-        self.top += size
-        self.code += (op, i0, i1, b, aux)
+        """Append one entry writing ``size`` new elements; return its index."""
+        e = self.n
+        self.code += (op, i0, i1, aux, self.top, size, rg)
         self.consts += (c0, c1)
-        self.n += 1
-        return b
-
-    def buffer(self, size: int, rg: int) -> int:
-        """A buffer that no entry writes (an import); its values are set by Python."""
-        b = len(self.bsize)
-        self.boff.append(self.top)
-        self.bsize.append(size)
-        self.rg.append(rg)
         self.top += size
-        if self.top > len(self.val):
-            self.val = _grow(self.val, self.top)
-        return b
+        self.n = e + 1
+        return e
+
+    def resize_last(self, size: int) -> None:
+        """Change the output size of the entry just recorded (reductions, broadcasts)."""
+        k = W * (self.n - 1) + SIZE
+        self.top += size - self.code[k]
+        self.code[k] = size
+
+    def off(self, e: int) -> int:
+        return self.code[W * e + OFF]
+
+    def size(self, e: int) -> int:
+        return self.code[W * e + SIZE]
 
     def import_tensor(self, t: Any) -> int:
-        """The buffer holding ``t``'s value on this tape (copied in at first use).
+        """The entry holding ``t``'s value on this tape (copied in at first use).
 
         Copying at import keeps eager semantics: a later in-place change of ``t`` does
         not change what this tape computes (and backward checks ``t``'s version).
@@ -117,31 +147,45 @@ class Tape:
             if hit is not None and hit[1] == t._version:
                 return hit[2]
             rg = 1 if t._rg else 0
-            b = self.buffer(t._n, rg)
-            o = self.boff[b]
-            self.val[o: o + t._n] = t._data.reshape(-1)
-            self.imp_cache[key] = (t, t._version, b)
+            if t._ptape is self:
+                # A leaf updated in place on this tape: copy its pending entry.
+                e = self.entry(0, t._buf, -1, t._n, rg)
+            else:
+                if t._ptape is not None:
+                    t._settle()
+                e = self._import_entry(t._n, rg)
+                o = self.top - t._n
+                self.val[o: self.top] = t._data.reshape(-1)
+            self.imp_cache[key] = (t, t._version, e)
             if rg:
                 if t._gfn is None:
-                    self.leaves.append((b, t, t._version))
-                    self.imports[b] = ("leaf", t)
+                    self.leaves.append((e, t, t._version))
+                    self.imports[e] = ("leaf", t)
                 else:  # a non-leaf whose graph was freed by an earlier backward
-                    self.imports[b] = ("dead", t)
-            return b
-        key = (src.id, t._buf)
+                    self.imports[e] = ("dead", t)
+                    self.has_dead = True
+            return e
+        key = (src.id, src.gen, t._buf)
         hit = self.imp_cache.get(key)
         if hit is not None:
             return hit[2]
         src.forward()
+        src.exported = True
         rg = 1 if t._rg else 0
-        b = self.buffer(t._n, rg)
-        so, o = src.boff[t._buf], self.boff[b]
-        self.val[o: o + t._n] = src.val[so: so + t._n]
-        self.imp_cache[key] = (src, 0, b)
+        e = self._import_entry(t._n, rg)
+        so = src.off(t._buf)
+        self.val[self.top - t._n: self.top] = src.val[so: so + t._n]
+        self.imp_cache[key] = (None, 0, e)  # no reference: an old tape may go away
         if rg:
-            self.links.append((b, src, t._buf))
-            self.imports[b] = ("link", src, t._buf)
-        return b
+            self.links.append((e, src, t._buf))
+            self.imports[e] = ("link", src, t._buf)
+        return e
+
+    def _import_entry(self, size: int, rg: int) -> int:
+        e = self.entry(0, -1, -1, size, rg)
+        if self.top > len(self.val):
+            self.val = _grow(self.val, self.top, self.top - size)
+        return e
 
     # ------------------------------------------------------------------ sweeps
     def sync(self) -> None:
@@ -149,69 +193,71 @@ class Tape:
         n, nc = self.n, self._nc
         if n > nc:
             if n > len(self._code):
-                self._code = _grow(self._code, n)
-                self._consts = _grow(self._consts, n)
-                self.freed = _grow(self.freed, n)
-            self._code.reshape(-1)[5 * nc: 5 * n] = self.code[5 * nc:]
-            self._consts.reshape(-1)[2 * nc: 2 * n] = self.consts[2 * nc:]
+                self._code = _grow(self._code, n, nc)
+                self._consts = _grow(self._consts, n, nc)
+                self.freed = _grow(self.freed, n, nc)
+            seg = self.code[W * nc:]
+            if self._mcode[W * nc: W * n] != seg:
+                self._code[nc:n] = np.array(seg, np.int64).reshape(-1, W)
+                self._mcode[W * nc:] = seg
+            seg = self.consts[2 * nc:]
+            if self._mconsts[2 * nc: 2 * n] != seg:
+                self._consts[nc:n] = np.array(seg).reshape(-1, 2)
+                self._mconsts[2 * nc:] = seg
             self._nc = n
-        nb, nbo = len(self.bsize), self._nb
-        if nb > nbo:
-            if nb > len(self._boff):
-                self._boff = _grow(self._boff, nb)
-                self._bsize = _grow(self._bsize, nb)
-                self._rg = _grow(self._rg, nb)
-            self._boff[nbo:nb] = self.boff[nbo:]
-            self._bsize[nbo:nb] = self.bsize[nbo:]
-            self._rg[nbo:nb] = self.rg[nbo:]
-            self._nb = nb
         na, nao = len(self.aux), self._na
         if na > nao:
             if na > len(self._aux):
-                self._aux = _grow(self._aux, na)
+                self._aux = _grow(self._aux, na, nao)
             self._aux[nao:na] = self.aux[nao:]
             self._na = na
         if self.top > len(self.val):
-            self.val = _grow(self.val, self.top)
+            self.val = _grow(self.val, self.top, len(self.val))
 
     def forward(self) -> None:
         """Compute every pending entry: one numba call."""
         if self.n_eval < self.n:
             self.sync()
-            _vm.forward(self._code, self._consts, self._aux, self._boff, self._bsize,
-                        self.val, self.n_eval, self.n)
+            _vm.forward(self._code, self._consts, self._aux, self.val, self.freed, self.n_eval,
+                        self.n)
             self.n_eval = self.n
-            if self.n > SEAL_ENTRIES and STATE.tape is self:
+            if (self.n > SEAL_ENTRIES or self.top > SEAL_ELEMENTS) and STATE.tape is self:
                 STATE.tape = None  # later ops start a new tape; this one lives while used
 
-    def value(self, buf: int) -> np.ndarray:
-        """The values of ``buf`` (a view into the arena: copy before keeping it)."""
-        self.forward()
-        o = self.boff[buf]
-        return self.val[o: o + self.bsize[buf]]
+    def value(self, e: int) -> np.ndarray:
+        """The values of entry ``e`` (a view into the arena: copy before keeping it)."""
+        if self.n_eval <= e:
+            self.forward()
+        k = W * e
+        o = self.code[k + OFF]
+        return self.val[o: o + self.code[k + SIZE]]
 
-    def release(self, reached: np.ndarray) -> None:
-        """Free the graph swept by a backward without retain_graph.
+    def release(self) -> None:
+        """Let go of the graph that a backward without retain_graph swept (marked freed).
 
-        Entries that were swept are marked freed (a second backward through them
-        raises). Live tensors that no longer need this tape get their values copied
-        out, so that the arena goes away with the last tensor that does need it.
+        Live tensors that no longer need the tape get their values copied out; when none
+        is left, the thread's current tape is emptied and reused, otherwise a new one
+        is started and this one lives as long as its tensors.
         """
-        n = self.n
-        outs = self._code[:n, 3]
-        self.freed[:n] |= reached[outs]
-        if STATE.tape is self:
-            STATE.tape = None
         keep = []
+        freed = self.freed
         for ref in self.tensors:
             t = ref()
-            if t is None or t._tape is not self:
+            if t is None:
                 continue
-            if not t._rg or (t._entry >= 0 and self.freed[t._entry]):
-                t._materialize()
-            else:
-                keep.append(ref)
+            if t._tape is self:
+                if not t._rg or freed[t._entry]:
+                    t._materialize()
+                else:
+                    keep.append(ref)
+            elif t._ptape is self:
+                t._settle()
         self.tensors = keep
+        if STATE.tape is self:
+            if keep or self.exported:
+                STATE.tape = None
+            else:
+                self.reset()
 
 
 # ---------------------------------------------------------------------- the engine
@@ -221,15 +267,22 @@ class _Run:
     __slots__ = ("tape", "adj", "reached")
 
     def __init__(self, tape: Tape) -> None:
-        tape.sync()
         self.tape = tape
         self.adj = np.zeros(max(tape.top, 1))
-        self.reached = np.zeros(max(len(tape.bsize), 1), np.uint8)
+        self.reached = np.zeros(max(tape.n, 1), np.uint8)
 
-    def seed(self, buf: int, g: np.ndarray) -> None:
-        o = self.tape.boff[buf]
-        self.adj[o: o + self.tape.bsize[buf]] += g.reshape(-1)
-        self.reached[buf] = 1
+    def seed(self, e: int, g: np.ndarray) -> None:
+        code = self.tape.code
+        o, n = code[W * e + OFF], code[W * e + SIZE]
+        if n == 1:
+            self.adj[o] += g.flat[0]
+        else:
+            self.adj[o: o + n] += g.reshape(-1)
+        self.reached[e] = 1
+
+    def grad(self, e: int) -> np.ndarray:
+        o = self.tape.off(e)
+        return self.adj[o: o + self.tape.size(e)]
 
 
 def run_backward(roots: list, seeds: list[np.ndarray], retain_graph: bool,
@@ -246,70 +299,82 @@ def run_backward(roots: list, seeds: list[np.ndarray], retain_graph: bool,
     done: list[_Run] = []
     leaf_grads: list[tuple[Any, np.ndarray]] = []
 
-    def seed(tape: Tape, buf: int, g: np.ndarray) -> None:
-        run = pending.get(tape.id)
-        if run is None:
-            run = pending[tape.id] = _Run(tape)
-            heapq.heappush(heap, (-tape.id, len(done) + len(heap), tape))
-        run.seed(buf, g)
-
     for t, g in zip(roots, seeds):
         if t._tape is None:
             if t._gfn is not None:
                 raise RuntimeError(SECOND_BACKWARD)
             leaf_grads.append((t, g))  # backward() on a leaf itself
         else:
-            seed(t._tape, t._buf, g)
+            _seed(pending, heap, t._tape, t._buf, g)
 
     while heap:
-        _, _, tape = heapq.heappop(heap)
+        tape = heapq.heappop(heap)[2]
         run = pending.pop(tape.id)
-        fstart = tape.n_eval
         tape.sync()
-        err = _vm.sweep(tape._code, tape._consts, tape._aux, tape._boff, tape._bsize,
-                        tape.val, run.adj, tape._rg, run.reached, tape.freed,
-                        fstart, tape.n, tape.n)
+        err = _vm.sweep(tape._code, tape._consts, tape._aux, tape.val, run.adj, run.reached,
+                        tape.freed, tape.n_eval, tape.n, tape.n, retain_graph)
         tape.n_eval = tape.n
         if err >= 0:
+            _unfree(done, retain_graph)
             raise RuntimeError(SECOND_BACKWARD)
         done.append(run)
-        reached, adj, boff, bsize = run.reached, run.adj, tape.boff, tape.bsize
-        for b, leaf, ver in tape.leaves:
-            if reached[b]:
+        reached = run.reached
+        for e, leaf, ver in tape.leaves:
+            if reached[e]:
                 if leaf._version != ver:
+                    _unfree(done, retain_graph)
                     raise RuntimeError(
                         "one of the variables needed for gradient computation has been "
                         f"modified by an inplace operation: [tensor of shape {list(leaf.shape)}] "
                         f"is at version {leaf._version}; expected version {ver} instead. "
-                        "Change it after backward(), or under no_grad() before building "
-                        "the graph.")
-                leaf_grads.append((leaf, adj[boff[b]: boff[b] + bsize[b]]))
-        for b, src, sbuf in tape.links:
-            if reached[b]:
-                seed(src, sbuf, adj[boff[b]: boff[b] + bsize[b]])
-        for b, imp in tape.imports.items():
-            if imp[0] == "dead" and reached[b]:
-                raise RuntimeError(SECOND_BACKWARD)
+                        "Change it after backward(), or build the graph again.")
+                leaf_grads.append((leaf, run.grad(e)))
+        if tape.links:
+            for e, src, se in tape.links:
+                if reached[e]:
+                    _seed(pending, heap, src, se, run.grad(e))
+            for e, imp in tape.imports.items():
+                if imp[0] == "dead" and reached[e]:
+                    _unfree(done, retain_graph)
+                    raise RuntimeError(SECOND_BACKWARD)
+        elif tape.has_dead:
+            for e, imp in tape.imports.items():
+                if imp[0] == "dead" and reached[e]:
+                    _unfree(done, retain_graph)
+                    raise RuntimeError(SECOND_BACKWARD)
 
     result = None
     if inputs is not None:
         result = [_gradient_of(t, done, leaf_grads, allow_unused) for t in inputs]
-
-    # Commit: nothing above wrote outside the runs' own arrays.
-    if inputs is None:
+    else:  # commit: nothing above wrote outside the runs' own arrays
         for run in done:
-            tape = run.tape
-            for b, ref in list(tape.retained.items()):
-                t = ref()
-                if t is not None and run.reached[b]:
-                    o = tape.boff[b]
-                    t._accumulate(run.adj[o: o + tape.bsize[b]])
+            if run.tape.retained:
+                for e, ref in list(run.tape.retained.items()):
+                    t = ref()
+                    if t is not None and run.reached[e]:
+                        t._accumulate(run.grad(e))
         for leaf, g in leaf_grads:
             leaf._accumulate(g)
     if not retain_graph:
         for run in done:
-            run.tape.release(run.reached)
+            run.tape.release()
     return result
+
+
+def _seed(pending: dict, heap: list, tape: Tape, e: int, g: np.ndarray) -> None:
+    run = pending.get(tape.id)
+    if run is None:
+        run = pending[tape.id] = _Run(tape)
+        heapq.heappush(heap, (-tape.id, len(heap) + len(pending), tape))
+    run.seed(e, g)
+
+
+def _unfree(done: list[_Run], retain_graph: bool) -> None:
+    """Undo the freed marks of sweeps that succeeded before a later failure."""
+    if not retain_graph:
+        for run in done:
+            n = run.tape.n
+            run.tape.freed[:n][run.reached[:n] != 0] = 0
 
 
 def _gradient_of(t: Any, done: list[_Run], leaf_grads: list, allow_unused: bool):
@@ -317,8 +382,7 @@ def _gradient_of(t: Any, done: list[_Run], leaf_grads: list, allow_unused: bool)
     if t._tape is not None:
         for run in done:
             if run.tape is t._tape and run.reached[t._buf]:
-                o = run.tape.boff[t._buf]
-                g = run.adj[o: o + t._n]
+                g = run.grad(t._buf)
                 total = g.copy() if total is None else total + g
     else:
         for leaf, g in leaf_grads:

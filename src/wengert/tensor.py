@@ -11,15 +11,16 @@ import math
 import warnings
 import weakref
 from collections import namedtuple
-from typing import Any, Iterator, Sequence
+from collections.abc import Iterator, Sequence
+from typing import Any
 
 import numpy as np
 
 from . import tape as _tape_mod
 from ._format import format_array
 from ._state import STATE
-from .autograd.graph import make_node, entry_name
-from .optable import BY_NAME, C, OPS, UNARY
+from .autograd.graph import entry_name, make_node
+from .optable import BY_NAME, OPS, UNARY, C
 
 Tape = _tape_mod.Tape
 float64 = np.dtype(np.float64)
@@ -30,6 +31,7 @@ _NUM = (float, int, bool, np.floating, np.integer, np.bool_)
 _FLOATY = {float64}
 
 MaxMin = namedtuple("MaxMin", ["values", "indices"])
+_ONE = [np.ones(1)]  # the seed of backward() on a scalar (never written to)
 
 
 def _tape() -> Tape:
@@ -97,8 +99,10 @@ class Tensor:
     tensor([2., 4.])
     """
 
+    # Three states: a materialized leaf (``_data``), a lazy result (``_tape``, ``_buf``), or
+    # a leaf updated in place whose new value is still pending (``_ptape``, ``_buf``).
     __slots__ = ("_tape", "_buf", "_entry", "_data", "_shape", "_n", "_dtype", "_rg",
-                 "_grad", "_version", "_gfn", "_retain", "__weakref__")
+                 "_grad", "_version", "_gfn", "_retain", "_ptape", "_shared", "__weakref__")
 
     # ------------------------------------------------------------------ construction
     def __init__(self, data: Any = None, *, dtype: Any = None, requires_grad: bool = False):
@@ -116,9 +120,18 @@ class Tensor:
         self._buf = -1
         self._entry = -1
 
+    def _settle(self) -> None:
+        """Compute a leaf's pending in-place update and store it in ``_data``."""
+        # Written into the existing array: numpy views of a leaf stay shared, as in PyTorch.
+        self._data[...] = self._ptape.value(self._buf).reshape(self._shape)
+        self._ptape = None
+        self._buf = -1
+
     def _values(self) -> np.ndarray:
         """The value as a float64 array of this shape (may be a view into the tape)."""
         if self._tape is None:
+            if self._ptape is not None:
+                self._settle()
             d = self._data
             return d if d.dtype == float64 else d.astype(float64)
         return self._tape.value(self._buf).reshape(self._shape)
@@ -131,6 +144,8 @@ class Tensor:
             gr = self._grad
             if gr._tape is not None:  # a grad that was itself made lazy by an op
                 gr._materialize()
+            elif gr._ptape is not None:
+                gr._settle()
             gr._data += g
             gr._version += 1
 
@@ -237,7 +252,21 @@ class Tensor:
 
     @property
     def data(self) -> Tensor:
+        """The values without the graph, sharing storage (``w.data -= lr * w.grad``)."""
         return self.detach()
+
+    @data.setter
+    def data(self, value: Tensor) -> None:
+        value = _as_tensor(value)
+        if self._tape is not None:
+            self._materialize()
+        elif self._ptape is not None:
+            self._settle()
+        if value._tape is None and value._ptape is None and value._data is self._data:
+            return  # the result of an in-place op on .data: already written
+        self._data = np.array(value._values(), dtype=self._dtype)
+        self._shape, self._n = tuple(self._data.shape), self._data.size
+        self._version += 1
 
     def item(self) -> Any:
         """The single value as a Python number."""
@@ -266,6 +295,9 @@ class Tensor:
         if self._rg:
             raise RuntimeError("numpy(): can't call numpy() on a Tensor that requires grad. "
                                "Use tensor.detach().numpy() instead.")
+        if self._ptape is not None:
+            self._settle()
+        self._shared = True
         return self._np()
 
     def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
@@ -273,12 +305,19 @@ class Tensor:
             raise RuntimeError("can't convert a Tensor that requires grad to a numpy array. "
                                "Use tensor.detach().numpy() instead.")
         a = self._np()
+        self._shared = True
         return a.astype(dtype) if dtype is not None else a
 
     def __float__(self) -> float:
+        if self._n != 1:
+            raise ValueError("only one element tensors can be converted to Python scalars "
+                             f"(this one has shape {list(self._shape)})")
         return float(self.item())
 
     def __int__(self) -> int:
+        if self._n != 1:
+            raise ValueError("only one element tensors can be converted to Python scalars "
+                             f"(this one has shape {list(self._shape)})")
         return int(self.item())
 
     def __index__(self) -> int:
@@ -329,6 +368,10 @@ class Tensor:
         >>> x.grad
         tensor(6.)
         """
+        if (gradient is None and self._n == 1 and self._rg and self._tape is not None
+                and not create_graph and inputs is None):
+            _tape_mod.run_backward([self], _ONE, bool(retain_graph))  # the common case
+            return
         from .autograd import backward as _backward
 
         _backward([self], None if gradient is None else [gradient], retain_graph,
@@ -337,7 +380,11 @@ class Tensor:
     def detach(self) -> Tensor:
         """The same values, cut from the graph (``requires_grad=False``)."""
         if self._tape is None:
-            return _leaf(self._data)
+            if self._ptape is not None:
+                self._settle()
+            t = _leaf(self._data)  # shares storage, as in PyTorch
+            t._shared = self._shared = True
+            return t
         return _record_unary(C.COPY, self, rg=False, name="CloneBackward0")
 
     def detach_(self) -> Tensor:
@@ -355,32 +402,66 @@ class Tensor:
         return self
 
     # ------------------------------------------------------------------ arithmetic
+    # The hot paths: a float tensor with a Python number, or with a float tensor of the
+    # same shape, go straight to _fast1/_fast2; everything else takes the general route.
     def __add__(self, o: Any) -> Tensor:
+        if self._dtype is float64:
+            to = type(o)
+            if to is float or to is int:
+                return _fast1(self, _ADD_C, o)
+            if to is Tensor and o._shape == self._shape and o._dtype is float64:
+                return _fast2(self, o, _ADD)
         return _arith(self, o, C.ADD, C.ADD_C, C.ADD_C, "add")
 
     __radd__ = __add__
 
     def __sub__(self, o: Any) -> Tensor:
+        if self._dtype is float64:
+            to = type(o)
+            if to is float or to is int:
+                return _fast1(self, _SUB_C, o)
+            if to is Tensor and o._shape == self._shape and o._dtype is float64:
+                return _fast2(self, o, _SUB)
         return _arith(self, o, C.SUB, C.SUB_C, None, "sub")
 
     def __rsub__(self, o: Any) -> Tensor:
+        if self._dtype is float64 and (type(o) is float or type(o) is int):
+            return _fast1(self, _RSUB_C, o)
         return _rconst(self, o, C.RSUB_C, "rsub")
 
     def __mul__(self, o: Any) -> Tensor:
+        if self._dtype is float64:
+            to = type(o)
+            if to is float or to is int:
+                return _fast1(self, _MUL_C, o)
+            if to is Tensor and o._shape == self._shape and o._dtype is float64:
+                return _fast2(self, o, _MUL)
         return _arith(self, o, C.MUL, C.MUL_C, C.MUL_C, "mul")
 
     __rmul__ = __mul__
 
     def __truediv__(self, o: Any) -> Tensor:
+        if self._dtype is float64:
+            to = type(o)
+            if to is float or to is int:
+                return _fast1(self, _DIV_C, o)
+            if to is Tensor and o._shape == self._shape and o._dtype is float64:
+                return _fast2(self, o, _DIV)
         return _arith(self, o, C.DIV, C.DIV_C, None, "div", out=float64)
 
     def __rtruediv__(self, o: Any) -> Tensor:
+        if self._dtype is float64 and (type(o) is float or type(o) is int):
+            return _fast1(self, _RDIV_C, o)
         return _rconst(self, o, C.RDIV_C, "div", out=float64)
 
     def __pow__(self, o: Any) -> Tensor:
+        if self._dtype is float64 and (type(o) is float or type(o) is int):
+            return _fast1(self, _POW_C, o)
         return _arith(self, o, C.POW, C.POW_C, None, "pow")
 
     def __rpow__(self, o: Any) -> Tensor:
+        if self._dtype is float64 and (type(o) is float or type(o) is int):
+            return _fast1(self, _RPOW_C, o)
         return _rconst(self, o, C.RPOW_C, "pow")
 
     def __neg__(self) -> Tensor:
@@ -499,6 +580,9 @@ class Tensor:
 
     def mean(self, dim: Any = None, keepdim: bool = False) -> Tensor:
         """Mean of all elements, or along ``dim``."""
+        if self._dtype != float64:
+            raise RuntimeError("mean(): could not infer output dtype. Input dtype must be a "
+                               f"floating point dtype. Got: {self._dtype.name} (use .float())")
         return _reduce(self, C.MEAN, dim, keepdim, "mean", out=float64)
 
     def prod(self, dim: int | None = None, keepdim: bool = False) -> Tensor:
@@ -666,6 +750,8 @@ class Tensor:
                                "grad is not supported; build a new tensor (e.g. with where).")
         if self._tape is not None:
             self._materialize()
+        elif self._ptape is not None:
+            self._settle()
         if isinstance(key, Tensor):
             key = key._np()
         if isinstance(key, tuple):
@@ -679,17 +765,24 @@ class Tensor:
         if result._shape != self._shape:
             raise RuntimeError(f"{opname}: output with shape {list(self._shape)} doesn't match "
                                f"the broadcast shape {list(result._shape)}")
+        if result._dtype != self._dtype and self._dtype != float64:
+            raise RuntimeError(f"{opname}: result type {result._dtype.name} can't be cast to "
+                               f"the desired output type {self._dtype.name}")
         if self._tape is None and not result._rg:
-            v = result._values()
-            if self._data.dtype == float64:
-                self._data[...] = v
+            # A leaf stays a leaf; its new value is computed with the next sweep, so an
+            # update like x.sub_(lr * x.grad) costs no numba call of its own.
+            if result._tape is None or self._shared:
+                # Storage seen from outside (numpy(), detach(), .data): write it now.
+                self._data[...] = result._values()
+                self._ptape = None
             else:
-                self._data[...] = v.astype(self._data.dtype)
+                self._ptape, self._buf = result._tape, result._buf
+                result._tape.tensors.append(weakref.ref(self))
         else:  # rebind to the new entry: earlier users keep the old buffer (SSA)
             if self._tape is not None and self._retain:
                 self._tape.retained.pop(self._buf, None)
             self._tape, self._buf, self._entry = result._tape, result._buf, result._entry
-            self._data, self._rg, self._gfn = None, result._rg, None
+            self._data, self._rg, self._gfn, self._ptape = None, result._rg, None, None
             result._tape.tensors.append(weakref.ref(self))
             if self._retain:
                 self._tape.retained[self._buf] = weakref.ref(self)
@@ -728,6 +821,7 @@ class Tensor:
         """Set every element to ``value``."""
         self._check_leaf_inplace("fill_")
         if self._tape is None:
+            self._ptape = None  # a pending update is overwritten anyway
             self._data.fill(value)
             self._version += 1
             return self
@@ -743,7 +837,8 @@ class Tensor:
         src = _as_tensor(src)
         if src._shape != self._shape:
             src = src.expand(self._shape)
-        return self._inplace(src if src._tape is None else src.clone(), "copy_")
+        plain = src._tape is None and self._tape is None
+        return self._inplace(src if plain else src.clone(), "copy_")
 
     def __iadd__(self, o: Any) -> Tensor:
         return self.add_(o)
@@ -801,6 +896,8 @@ def _init_leaf(t: Tensor, arr: np.ndarray, requires_grad: bool) -> None:
     t._tape, t._buf, t._entry, t._data = None, -1, -1, arr
     t._shape, t._n, t._dtype = tuple(arr.shape), arr.size, arr.dtype
     t._rg, t._grad, t._version, t._gfn, t._retain = bool(requires_grad), None, 0, None, False
+    t._ptape = None
+    t._shared = False
 
 
 def _leaf(arr: np.ndarray, requires_grad: bool = False) -> Tensor:
@@ -813,7 +910,8 @@ def _lazy(tape: Tape, buf: int, shape: tuple, n: int, dtype: np.dtype, rg: bool)
     t = _new(Tensor)
     t._tape, t._buf, t._entry, t._data = tape, buf, tape.n - 1, None
     t._shape, t._n, t._dtype, t._rg = shape, n, dtype, rg
-    t._grad, t._version, t._gfn, t._retain = None, 0, None, False
+    t._grad, t._version, t._gfn, t._retain, t._ptape = None, 0, None, False, None
+    t._shared = False
     tape.tensors.append(weakref.ref(t))
     return t
 
@@ -826,6 +924,59 @@ def _as_tensor(x: Any) -> Tensor:
 
 def _bufin(tape: Tape, t: Tensor) -> int:
     return t._buf if t._tape is tape else tape.import_tensor(t)
+
+
+_wref = weakref.ref
+_ADD_C, _SUB_C, _RSUB_C, _MUL_C, _DIV_C, _RDIV_C, _POW_C, _RPOW_C = (
+    C.ADD_C, C.SUB_C, C.RSUB_C, C.MUL_C, C.DIV_C, C.RDIV_C, C.POW_C, C.RPOW_C)
+_ADD, _SUB, _MUL, _DIV = C.ADD, C.SUB, C.MUL, C.DIV
+
+
+def _fast1(x: Tensor, op: int, c0: float, c1: float = 0.0) -> Tensor:
+    """Record an elementwise op of a float tensor (and constants): the common case."""
+    st = STATE
+    tape = st.tape
+    if tape is None:
+        tape = st.tape = Tape()
+    b = x._buf if x._tape is tape else tape.import_tensor(x)
+    rg = x._rg and st.grad_enabled
+    n = x._n
+    e = tape.n
+    tape.code += (op, b, -1, -1, tape.top, n, 1 if rg else 0)
+    tape.consts += (c0, c1)
+    tape.top += n
+    tape.n = e + 1
+    t = _new(Tensor)
+    t._tape, t._buf, t._entry, t._data, t._shape, t._n, t._dtype, t._rg = (
+        tape, e, e, None, x._shape, n, float64, rg)
+    t._grad, t._version, t._gfn, t._retain, t._ptape, t._shared = (
+        None, 0, None, False, None, False)
+    tape.tensors.append(_wref(t))
+    return t
+
+
+def _fast2(a: Tensor, b: Tensor, op: int) -> Tensor:
+    """Record a binary op of two float tensors of one shape: the common case."""
+    st = STATE
+    tape = st.tape
+    if tape is None:
+        tape = st.tape = Tape()
+    ia = a._buf if a._tape is tape else tape.import_tensor(a)
+    ib = b._buf if b._tape is tape else tape.import_tensor(b)
+    rg = (a._rg or b._rg) and st.grad_enabled
+    n = a._n
+    e = tape.n
+    tape.code += (op, ia, ib, -1, tape.top, n, 1 if rg else 0)
+    tape.consts += (0.0, 0.0)
+    tape.top += n
+    tape.n = e + 1
+    t = _new(Tensor)
+    t._tape, t._buf, t._entry, t._data, t._shape, t._n, t._dtype, t._rg = (
+        tape, e, e, None, a._shape, n, float64, rg)
+    t._grad, t._version, t._gfn, t._retain, t._ptape, t._shared = (
+        None, 0, None, False, None, False)
+    tape.tensors.append(_wref(t))
+    return t
 
 
 def _record_unary(op: int, x: Tensor, c0: float = 0.0, c1: float = 0.0, *,
@@ -856,7 +1007,7 @@ def _record_unary(op: int, x: Tensor, c0: float = 0.0, c1: float = 0.0, *,
 
 
 _INT_PRESERVING = {C.NEG, C.ABS, C.SQUARE, C.ADD_C, C.SUB_C, C.RSUB_C, C.MUL_C, C.POW_C,
-                   C.CLAMP, C.FILL, C.COPY, C.TRANSPOSE, C.SIGN, C.RELU}
+                   C.CLAMP, C.FILL, C.COPY, C.TRANSPOSE, C.SIGN, C.RELU, C.SELECT}
 
 
 def _record_binary(op: int, a: Tensor, b: Tensor, opname: str, dtype: np.dtype,
@@ -895,11 +1046,7 @@ def _expand(x: Tensor, shape: tuple, name: str | None = None) -> Tensor:
         strides[d] = 0 if xs[d] == 1 else acc
         acc *= xs[d]
     t = _record_unary(C.EXPAND, x, aux=(nd, *shape, *strides), name=name, shape=shape)
-    n = _prod(shape)
-    t._n = n
-    tape = t._tape
-    tape.bsize[t._buf] = n
-    tape.top += n - x._n
+    _set_size(t, _prod(shape))
     return t
 
 
@@ -917,6 +1064,8 @@ def _arith(a: Tensor, o: Any, op: int, op_c: int | None, _unused: Any, opname: s
     elif not isinstance(o, Tensor):
         o = _as_tensor(o)
     dt = out or _result_dtype(a._dtype, o._dtype)
+    if op == C.POW and dt == int64 and bool((o._values() < 0).any()):
+        raise RuntimeError("pow: integers to negative integer powers are not allowed")
     name = BY_CODE_NAME[op]
     return _record_binary(op, a, o, opname, dt, name=name)
 
@@ -974,9 +1123,7 @@ def _reduce(x: Tensor, op: int, dim: Any, keepdim: bool, opname: str,
 
 def _set_size(t: Tensor, n: int) -> None:
     """Shrink a just-recorded output buffer (reductions write fewer elements)."""
-    tape = t._tape
-    tape.top += n - tape.bsize[t._buf]
-    tape.bsize[t._buf] = n
+    t._tape.resize_last(n)
     t._n = n
 
 
@@ -1057,7 +1204,12 @@ def _index(x: Tensor, key: Any) -> Tensor:
         n = shape[0]
         if not -n <= key < n:
             raise IndexError(f"index {key} is out of bounds for dimension 0 with size {n}")
-        return _slice_dim(x, 0, key % n, 1, 1, False, "SelectBackward0")
+        t = _fast1(x, _SELECT, key % n) if x._dtype is float64 else _record_unary(
+            _SELECT, x, key % n, dtype=x._dtype)
+        t._shape = ()
+        t._n = 1
+        t._tape.resize_last(1)
+        return t
     if not isinstance(key, tuple):
         key = (key,)
     if any(isinstance(k, (list, np.ndarray, Tensor)) for k in key):
@@ -1087,11 +1239,13 @@ def _index(x: Tensor, key: Any) -> Tensor:
         if k is None:
             ops.append(("new", d))
             continue
-        size = shape[len([o for o in ops if o[0] != "new"])]
+        dim_in = len([o for o in ops if o[0] != "new"])
+        size = shape[dim_in]
         if isinstance(k, (int, np.integer)) or (isinstance(k, Tensor) and k._n == 1):
             i = int(k)
             if not -size <= i < size:
-                raise IndexError(f"index {i} is out of bounds for dimension {d} with size {size}")
+                raise IndexError(f"index {i} is out of bounds for dimension {dim_in} with size "
+                                 f"{size}")
             ops.append(("int", d, i % size, size))
         elif isinstance(k, slice):
             st, sp, step = k.indices(size)
@@ -1130,6 +1284,7 @@ def _gather(x: Tensor, idx: np.ndarray, name: str) -> Tensor:
 
 
 BY_CODE_NAME = {op.code: op.grad_fn for op in OPS}
+_SELECT = C.SELECT
 
 
 # ---------------------------------------------------------------------- free functions
@@ -1213,6 +1368,8 @@ def where(condition: Any, input: Any, other: Any) -> Tensor:
 # ---------------------------------------------------------------------- table-driven methods
 def _make_unary(code: int, doc: str):
     def method(self: Tensor) -> Tensor:
+        if self._dtype is float64:
+            return _fast1(self, code, 0.0)
         return _record_unary(code, self)
 
     method.__doc__ = doc

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import functools
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from .._state import STATE
 
@@ -11,7 +12,13 @@ from .._state import STATE
 class _GradMode:
     _mode = True
 
-    def __init__(self) -> None:
+    def __new__(cls, orig_func: Callable | None = None) -> Any:
+        # Bare ``@no_grad`` (no parentheses) decorates directly, as in PyTorch.
+        if orig_func is None or cls is set_grad_enabled:
+            return super().__new__(cls)
+        return cls()(orig_func)
+
+    def __init__(self, orig_func: Callable | None = None) -> None:
         self._prev: list[bool] = []
 
     def __enter__(self) -> None:
@@ -54,7 +61,7 @@ class set_grad_enabled(_GradMode):
     """``set_grad_enabled(False)`` as a call, a context manager or a decorator."""
 
     def __init__(self, mode: bool) -> None:
-        super().__init__()
+        super().__init__(None)
         self._mode = bool(mode)
         self._prev.append(STATE.grad_enabled)
         STATE.grad_enabled = self._mode

@@ -6,6 +6,8 @@ from typing import Any
 
 from ..optable import BY_CODE
 
+W, RG = 7, 6  # row width and rg column of tape.code (see tape.py)
+
 _classes: dict[str, type] = {}
 
 
@@ -18,7 +20,7 @@ class Node:
     'MulBackward0'
     """
 
-    __slots__ = ("_tape", "_entry", "_name")
+    __slots__ = ("_tape", "_entry", "_name", "_gen")
 
     def name(self) -> str:
         """The PyTorch-style name, e.g. ``'SubBackward0'``."""
@@ -28,9 +30,9 @@ class Node:
     def next_functions(self) -> tuple[tuple[Any, int], ...]:
         """One ``(node or None, 0)`` pair per input, as in PyTorch."""
         tape, e = self._tape, self._entry
-        if tape is None:
-            return ()
-        op, i0, i1, _, x = tape.code[5 * e: 5 * e + 5]
+        if tape is None or tape.gen != self._gen or e >= tape.n:
+            return ()  # the graph was freed and its tape reused
+        op, i0, i1, x = tape.code[W * e: W * e + 4]
         spec = BY_CODE[op]
         if spec.name == "cat":
             bufs = [tape.aux[x + 3 + 2 * q] for q in range(tape.aux[x + 2])]
@@ -68,6 +70,7 @@ def make_node(name: str, tape: Any, entry: int) -> Node:
         cls = _classes[name] = type(name, (Node,), {"__slots__": ()})
     n = cls.__new__(cls)
     n._tape, n._entry, n._name = tape, entry, name
+    n._gen = tape.gen if tape is not None else -1
     return n
 
 
@@ -75,39 +78,26 @@ def entry_name(tape: Any, e: int) -> str | None:
     """The grad_fn name of entry ``e`` (None for an internal entry)."""
     if e in tape.names:
         return tape.names[e]
-    return BY_CODE[tape.code[5 * e]].grad_fn
-
-
-def _producer(tape: Any, buf: int) -> int:
-    # Buffers are numbered in creation order and each entry writes one new buffer,
-    # so the producer is found by a scan from the end (graph walks are not hot).
-    code = tape.code
-    for e in range(tape.n - 1, -1, -1):
-        if code[5 * e + 3] == buf:
-            return e
-        if code[5 * e + 3] < buf:
-            break
-    return -1
+    return BY_CODE[tape.code[W * e]].grad_fn
 
 
 def node_for_buffer(tape: Any, buf: int) -> Node | None:
-    if buf < 0 or not tape.rg[buf]:
+    if buf < 0 or not tape.code[W * buf + RG]:
         return None
     imp = tape.imports.get(buf)
     if imp is not None:
         if imp[0] == "leaf":
             acc = AccumulateGrad.__new__(AccumulateGrad)
-            acc._tape, acc._entry, acc._name = None, -1, "AccumulateGrad"
+            acc._tape, acc._entry, acc._name, acc._gen = None, -1, "AccumulateGrad", -1
             acc.variable = imp[1]
             return acc
         if imp[0] == "link":
             return node_for_buffer(imp[1], imp[2])
         t = imp[1]
         return make_node(t._gfn, None, -1)
-    e = _producer(tape, buf)
-    if e < 0:
+    if tape.code[W * buf] == 0:  # an import without a gradient link
         return None
-    name = entry_name(tape, e)
+    name = entry_name(tape, buf)
     if name is None:  # internal entry (e.g. broadcasting): look through it
-        return node_for_buffer(tape, tape.code[5 * e + 1])
-    return make_node(name, tape, e)
+        return node_for_buffer(tape, tape.code[W * buf + 1])
+    return make_node(name, tape, buf)
