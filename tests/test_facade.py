@@ -52,6 +52,24 @@ def test_int_tensor_arithmetic_dtypes():
     assert (i + torch.tensor([0.5, 0.5, 0.5])).dtype == torch.float64
 
 
+def test_bool_tensor_arithmetic_dtypes():
+    m = torch.tensor([True, False, True])
+    assert m.sum().dtype == torch.int64 and m.sum().item() == 2
+    assert (m + 1).dtype == torch.int64
+    assert (m + 1).tolist() == [2, 1, 2]
+    assert (m * 1.5).dtype == torch.float64
+
+
+@pytest.mark.xfail(strict=True, reason="BUG: bool + bool gives int64 (here [2, 0, 1]); PyTorch keeps "
+                   "bool (logical or)")
+def test_bool_plus_bool_stays_bool():
+    a = torch.tensor([True, False, True])
+    b = torch.tensor([True, False, False])
+    r = a + b
+    assert r.dtype == torch.bool
+    assert r.tolist() == [True, False, True]
+
+
 def test_zeros_ones_full():
     z = torch.zeros(2, 3)
     assert z.shape == (2, 3) and z.dtype == torch.float64
@@ -287,8 +305,6 @@ def test_repr_grad_fn_suffix():
     assert repr(x.detach()) == "tensor([1., 2.])"
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: float int-mode never switches to scientific "
-                   "notation when max/min > 1000 (PyTorch does)")
 def test_repr_integer_valued_floats_wide_range_use_sci():
     assert repr(torch.tensor([1.0, 2000.0])) == "tensor([1.0000e+00, 2.0000e+03])"
 
@@ -300,13 +316,10 @@ def test_repr_nonfinite_do_not_widen_columns():
     assert repr(torch.tensor([-1.0, 0.0, 1.0]).log()) == "tensor([nan, -inf, 0.])"
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: sci threshold is >= 1e8, PyTorch's is > 1e8")
 def test_repr_1e8_is_not_sci():
     assert repr(torch.tensor(1e8)) == "tensor(100000000.)"
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: a summarized 1-D row shows '...' where PyTorch "
-                   "shows ' ...' (so ',  ...,')")
 def test_repr_summarized_vector_ellipsis():
     assert repr(torch.arange(1001)) == "tensor([   0,    1,    2,  ...,  998,  999, 1000])"
 
@@ -324,8 +337,6 @@ def test_repr_summarized_matrix():
     assert repr(torch.arange(1200).reshape(300, 4)) == expected
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: long rows are not wrapped at PyTorch's "
-                   "linewidth of 80")
 def test_repr_wraps_long_rows_at_80_columns():
     expected = (
         "tensor([ 0.,  1.,  2.,  3.,  4.,  5.,  6.,  7.,  8.,  9., 10., 11., 12., 13.,\n"
@@ -338,6 +349,63 @@ def test_repr_of_non_finite_values():
     assert repr(torch.tensor(float("nan"))) == "tensor(nan)"
     assert repr(torch.tensor(float("-inf"))) == "tensor(-inf)"
     assert repr(torch.tensor([float("inf"), 0.5])) == "tensor([   inf, 0.5000])"
+
+
+def _name_bug(why):
+    return pytest.mark.xfail(strict=True, reason=f"BUG: grad_fn name differs from PyTorch: {why}")
+
+
+@pytest.mark.parametrize("expr, name", [
+    ("x.sum()", "SumBackward0"),
+    pytest.param("x.sum(0)", "SumBackward1", marks=_name_bug("sum(dim) is SumBackward1")),
+    ("x.mean()", "MeanBackward0"),
+    pytest.param("x.mean(0)", "MeanBackward1", marks=_name_bug("mean(dim) is MeanBackward1")),
+    ("x.prod()", "ProdBackward0"),
+    pytest.param("x.prod(0)", "ProdBackward1", marks=_name_bug("prod(dim) is ProdBackward1")),
+    ("x.max()", "MaxBackward1"),
+    ("x.max(0).values", "MaxBackward0"),
+    ("x.min()", "MinBackward1"),
+    pytest.param("x.amax(0)", "AmaxBackward0", marks=_name_bug("amax is AmaxBackward0")),
+    ("x.t()", "TBackward0"),
+    ("x.reshape(3, 2)", "ViewBackward0"),
+    ("x[0]", "SelectBackward0"),
+    ("x[:, 1:]", "SliceBackward0"),
+    ("-x", "NegBackward0"),
+    ("x - x", "SubBackward0"),
+    ("x - 1", "SubBackward0"),
+    ("1 - x", "RsubBackward1"),
+    ("x / x", "DivBackward0"),
+    ("x / 2", "DivBackward0"),
+    pytest.param("1 / x", "MulBackward0",
+                 marks=_name_bug("PyTorch computes 1 / x as x.reciprocal() * 1")),
+    ("x ** 2", "PowBackward0"),
+    ("x ** x", "PowBackward1"),
+    pytest.param("2 ** x", "PowBackward2", marks=_name_bug("pow(Scalar, Tensor) is PowBackward2")),
+    ("x * x", "MulBackward0"),
+    ("x + 1", "AddBackward0"),
+    ("x.exp()", "ExpBackward0"),
+    ("x.square()", "PowBackward0"),
+    ("x @ x.t()", "MmBackward0"),
+    ("x @ torch.ones(3)", "MvBackward0"),
+    ("x[0] @ x[1]", "DotBackward0"),
+    ("torch.cat([x, x])", "CatBackward0"),
+    ("torch.stack([x, x])", "StackBackward0"),
+    ("x.unsqueeze(0)", "UnsqueezeBackward0"),
+    ("x[0:1].expand(4, 3)", "ExpandBackward0"),
+    ("x.clone()", "CloneBackward0"),
+    ("x.abs()", "AbsBackward0"),
+    ("x.sigmoid()", "SigmoidBackward0"),
+    ("x.tanh()", "TanhBackward0"),
+    ("x.relu()", "ReluBackward0"),
+    ("torch.where(x > 0, x, x * 2)", "WhereBackward0"),
+    ("x.logsumexp(0)", "LogsumexpBackward0"),
+    ("torch.nn.functional.mse_loss(x, torch.zeros(2, 3))", "MseLossBackward0"),
+])
+def test_grad_fn_names(expr, name):
+    x = torch.ones(2, 3, requires_grad=True)
+    out = eval(expr, {"torch": torch, "x": x})
+    assert out.grad_fn.name() == name
+    assert repr(out).endswith(f"grad_fn=<{name}>)")
 
 
 # ---------------------------------------------------------------------------------------
@@ -397,8 +465,6 @@ def test_no_grad_decorator():
     assert torch.is_grad_enabled()
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: @no_grad without parentheses is not supported "
-                   "(PyTorch >= 2.0 accepts it)")
 def test_no_grad_bare_decorator():
     x = torch.tensor(2.0, requires_grad=True)
 
@@ -687,8 +753,6 @@ def test_data_inplace_update_pattern():
     np.testing.assert_array_equal(g.numpy(), [0.0, 0.0])
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: Tensor.data has no setter, so the classic "
-                   "`w.data -= lr * w.grad` raises AttributeError")
 def test_data_augmented_assignment():
     w = torch.tensor([1.0, 2.0], requires_grad=True)
     (w * w).sum().backward()
@@ -728,6 +792,59 @@ def test_setitem_on_non_leaf_requiring_grad():
     y[0] = 0.0
     y.sum().backward()
     np.testing.assert_array_equal(x.grad.numpy(), [0.0, 2.0, 2.0])
+
+
+def test_chained_inplace_updates_on_plain_tensors():
+    a = torch.tensor([1.0, 2.0])
+    b = torch.tensor([10.0, 20.0])
+    b.mul_(2.0)
+    a.add_(b)  # reads b after its update
+    b.zero_()  # and a keeps what it read
+    assert a.tolist() == [21.0, 42.0]
+    assert b.tolist() == [0.0, 0.0]
+    c = torch.tensor([1.0, 2.0])
+    c.copy_(a)
+    a.zero_()
+    assert c.tolist() == [21.0, 42.0]
+    o = torch.zeros(2, 2)
+    o.add_(torch.tensor([1.0, 2.0]))  # broadcast into self's shape
+    assert o.tolist() == [[1.0, 2.0], [1.0, 2.0]]
+    h = torch.zeros(3)
+    for _ in range(1000):
+        h.add_(1.0)
+    assert h.tolist() == [1000.0] * 3
+
+
+def test_graph_keeps_value_from_before_leaf_update():
+    n = torch.tensor([1.0, 2.0], requires_grad=True)
+    y = n * 1
+    with torch.no_grad():
+        n.add_(100.0)
+    np.testing.assert_array_equal(y.detach().numpy(), [1.0, 2.0])
+    np.testing.assert_array_equal(n.detach().numpy(), [101.0, 102.0])
+
+
+def test_inplace_on_grad_then_use_and_accumulate():
+    g = torch.tensor([1.0, 2.0], requires_grad=True)
+    (g * g).sum().backward()
+    gr = g.grad
+    with torch.no_grad():
+        gr.mul_(0.5)
+        u = gr * 10
+    np.testing.assert_array_equal(u.numpy(), [10.0, 20.0])
+    (g * 1).sum().backward()
+    assert g.grad is gr
+    np.testing.assert_array_equal(g.grad.numpy(), [2.0, 3.0])
+
+
+def test_inplace_update_made_in_one_thread_read_in_another():
+    m = torch.tensor([0.0, 0.0])
+    m.add_(5.0)
+    res = {}
+    th = threading.Thread(target=lambda: res.setdefault("v", m.tolist()))
+    th.start()
+    th.join(30)
+    assert res["v"] == [5.0, 5.0]
 
 
 def test_setitem_on_plain_tensor():
@@ -1134,6 +1251,31 @@ def _rss() -> int:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 
+class _RssWindows:
+    """Peak resident memory over steps 2,000-5,000 and over steps 17,000-20,000.
+
+    Peaks over windows (sampled every 100 steps) rather than two single readings, so
+    that memory that is reused in cycles does not make the comparison flaky.
+    """
+
+    def __init__(self) -> None:
+        self.early = 0
+        self.late = 0
+
+    def sample(self, step: int) -> None:
+        if step % 100:
+            return
+        if 2_000 <= step <= 5_000:
+            self.early = max(self.early, _rss())
+        elif 17_000 <= step <= 20_000:
+            self.late = max(self.late, _rss())
+
+    @property
+    def growth(self) -> int:
+        assert self.early and self.late
+        return self.late - self.early
+
+
 def test_training_loop_memory_is_bounded():
     torch.manual_seed(0)
     x = torch.randn(32, 8)
@@ -1141,7 +1283,7 @@ def test_training_loop_memory_is_bounded():
     w = torch.randn(8, requires_grad=True)
     b = torch.zeros(1, requires_grad=True)
     gc.collect()
-    rss = {}
+    rss = _RssWindows()
     for step in range(1, 20_001):
         loss = ((x @ w + b - y) ** 2).mean()
         loss.backward()
@@ -1150,10 +1292,8 @@ def test_training_loop_memory_is_bounded():
             b -= 0.01 * b.grad
             w.grad.zero_()
             b.grad.zero_()
-        if step in (5_000, 20_000):
-            gc.collect()
-            rss[step] = _rss()
-    assert rss[20_000] - rss[5_000] < 8 * 2**20
+        rss.sample(step)
+    assert rss.growth < 8 * 2**20
     # and it converged to the least-squares solution
     A = np.column_stack([x.numpy(), np.ones(32)])
     sol, *_ = np.linalg.lstsq(A, y.numpy(), rcond=None)
@@ -1166,7 +1306,7 @@ def test_training_loop_with_logged_losses_memory_is_bounded():
     w = torch.randn(50, requires_grad=True)
     target = torch.randn(50)
     losses = []
-    rss = {}
+    rss = _RssWindows()
     for step in range(1, 20_001):
         loss = ((w.tanh() - target) ** 2).sum()
         losses.append(loss.item())
@@ -1174,29 +1314,36 @@ def test_training_loop_with_logged_losses_memory_is_bounded():
         with torch.no_grad():
             w.sub_(0.01 * w.grad)
             w.grad.zero_()
-        if step in (5_000, 20_000):
-            gc.collect()
-            rss[step] = _rss()
-    assert rss[20_000] - rss[5_000] < 8 * 2**20
+        rss.sample(step)
+    assert rss.growth < 8 * 2**20
     assert losses[-1] < losses[0]
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: a no_grad evaluation loop that rebinds x = f(x) "
-                   "grows memory without bound (tapes keep their predecessors alive through "
-                   "imp_cache, and a tape is sealed only after 65536 entries whatever their "
-                   "size)")
 def test_no_grad_loop_memory_is_bounded():
     x = torch.ones(1000)
-    rss = {}
+    rss = _RssWindows()
     for step in range(1, 20_001):
         with torch.no_grad():
             x = x * 0.5 + 1.0
             s = x.sum().item()
-        if step in (5_000, 20_000):
-            gc.collect()
-            rss[step] = _rss()
+        rss.sample(step)
     assert s == pytest.approx(2000.0)
-    assert rss[20_000] - rss[5_000] < 32 * 2**20
+    assert rss.growth < 32 * 2**20
+
+
+@pytest.mark.xfail(strict=True, reason="BUG: work recorded but never looked at is unbounded: "
+                   "5,000 no_grad steps on a 1000-element tensor keep ~10M pending elements, "
+                   "evaluated at once into a ~150 MB arena that stays alive with x")
+def test_unevaluated_no_grad_loop_memory_is_bounded():
+    gc.collect()
+    before = _rss()
+    x = torch.ones(1000)
+    with torch.no_grad():
+        for _ in range(5_000):
+            x = x * 0.5 + 1.0
+    assert x.sum().item() == pytest.approx(2000.0)
+    gc.collect()
+    assert _rss() - before < 32 * 2**20
 
 
 def test_tracemalloc_training_step_does_not_leak_python_objects():

@@ -29,54 +29,54 @@ def _load_table():
     return mod
 
 
-def _branch(first: bool, op) -> str:
-    return f"    {'if' if first else 'elif'} op == {op.code}:  # {op.name}\n"
+def _tree(ops: list, body, depth: int = 1) -> str:
+    """A balanced decision tree on the opcode: about log2(n) compares per dispatch.
+
+    numba lowers a long ``if/elif`` chain to sequential compares (one per earlier
+    opcode), which made late opcodes several times slower than early ones.
+    """
+    pad = "    " * depth
+    if len(ops) == 1:
+        op = ops[0]
+        return f"{pad}# {op.name}\n" + "".join(pad + line + "\n" for line in body(op))
+    mid = len(ops) // 2
+    return (f"{pad}if op < {ops[mid].code}:\n" + _tree(ops[:mid], body, depth + 1)
+            + f"{pad}else:\n" + _tree(ops[mid:], body, depth + 1))
 
 
 def generate() -> str:
     t = _load_table()
     digest = hashlib.sha256((PKG / "optable.py").read_bytes()).hexdigest()[:16]
-    unary = [o for o in t.OPS if o.family in (t.UNARY, t.UNARY_C)]
-    binary = [o for o in t.OPS if o.family in (t.BINARY, t.COMPARE)]
+    unary = sorted((o for o in t.OPS if o.family in (t.UNARY, t.UNARY_C)), key=lambda o: o.code)
+    binary = sorted((o for o in t.OPS if o.family in (t.BINARY, t.COMPARE)),
+                    key=lambda o: o.code)
     out = [BEGIN, f"# optable.py sha256: {digest}\n\n"]
 
     out.append("\n@_jit\ndef _unary_fwd(op, val, a, o, n, c0, c1):\n")
     out.append('    """y = f(x, c0, c1) over n elements: one loop per opcode."""\n')
-    for k, op in enumerate(unary):
-        out.append(_branch(k == 0, op))
-        out.append(f"        for i in range(n):\n            x = val[a + i]\n"
-                   f"            val[o + i] = {op.fwd}\n")
-    out.append("    else:\n        raise ValueError('unary forward: unknown opcode')\n\n")
+    out.append(_tree(unary, lambda op: [
+        "for i in range(n):", "    x = val[a + i]", f"    val[o + i] = {op.fwd}"]))
 
-    out.append("\n@_jit\ndef _unary_bwd(op, val, adj, a, o, n, c0, c1):\n")
+    out.append("\n\n@_jit\ndef _unary_bwd(op, val, adj, a, o, n, c0, c1):\n")
     out.append('    """adj[x] += vjp(x, y, g, c0, c1) over n elements."""\n')
-    for k, op in enumerate(unary):
-        out.append(_branch(k == 0, op))
-        out.append(f"        for i in range(n):\n            x = val[a + i]\n"
-                   f"            y = val[o + i]\n            g = adj[o + i]\n"
-                   f"            adj[a + i] += {op.bwd}\n")
-    out.append("    else:\n        raise ValueError('unary backward: unknown opcode')\n\n")
+    out.append(_tree(unary, lambda op: [
+        "for i in range(n):", "    x = val[a + i]", "    y = val[o + i]", "    g = adj[o + i]",
+        f"    adj[a + i] += {op.bwd}"]))
 
-    out.append("\n@_jit\ndef _binary_fwd(op, val, a, sa, b, sb, o, n):\n")
+    out.append("\n\n@_jit\ndef _binary_fwd(op, val, a, sa, b, sb, o, n):\n")
     out.append('    """z = f(x, y); sa/sb are 1, or 0 for an operand of size 1."""\n')
-    for k, op in enumerate(binary):
-        out.append(_branch(k == 0, op))
-        out.append(f"        for i in range(n):\n            x = val[a + i * sa]\n"
-                   f"            y = val[b + i * sb]\n            val[o + i] = {op.fwd}\n")
-    out.append("    else:\n        raise ValueError('binary forward: unknown opcode')\n\n")
+    out.append(_tree(binary, lambda op: [
+        "for i in range(n):", "    x = val[a + i * sa]", "    y = val[b + i * sb]",
+        f"    val[o + i] = {op.fwd}"]))
 
-    out.append("\n@_jit\ndef _binary_bwd(op, val, adj, a, sa, ra, b, sb, rb, o, n):\n")
+    out.append("\n\n@_jit\ndef _binary_bwd(op, val, adj, a, sa, ra, b, sb, rb, o, n):\n")
     out.append('    """adj[x] += gx, adj[y] += gy where ra/rb say the operand wants it."""\n')
-    for k, op in enumerate(binary):
-        gx, gy = op.bwd
-        out.append(_branch(k == 0, op))
-        out.append(f"        for i in range(n):\n            x = val[a + i * sa]\n"
-                   f"            y = val[b + i * sb]\n            z = val[o + i]\n"
-                   f"            g = adj[o + i]\n"
-                   f"            if ra:\n                adj[a + i * sa] += {gx}\n"
-                   f"            if rb:\n                adj[b + i * sb] += {gy}\n")
-    out.append("    else:\n        raise ValueError('binary backward: unknown opcode')\n\n")
-    out.append(END)
+    out.append(_tree(binary, lambda op: [
+        "for i in range(n):", "    x = val[a + i * sa]", "    y = val[b + i * sb]",
+        "    z = val[o + i]", "    g = adj[o + i]",
+        "    if ra:", f"        adj[a + i * sa] += {op.bwd[0]}",
+        "    if rb:", f"        adj[b + i * sb] += {op.bwd[1]}"]))
+    out.append("\n\n" + END)
     return "".join(out)
 
 
