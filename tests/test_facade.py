@@ -60,8 +60,8 @@ def test_bool_tensor_arithmetic_dtypes():
     assert (m * 1.5).dtype == torch.float64
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: bool + bool gives int64 (here [2, 0, 1]); PyTorch keeps "
-                   "bool (logical or)")
+@pytest.mark.xfail(strict=True, reason="BUG: bool + bool gives int64 (here [2, 0, 1]); "
+                   "PyTorch keeps bool (logical or)")
 def test_bool_plus_bool_stays_bool():
     a = torch.tensor([True, False, True])
     b = torch.tensor([True, False, False])
@@ -343,6 +343,35 @@ def test_repr_wraps_long_rows_at_80_columns():
         "        14., 15., 16., 17., 18., 19.])"
     )
     assert repr(torch.arange(20.0)) == expected
+
+
+def test_repr_wrapped_rows_with_suffix():
+    expected = (
+        "tensor([0.0000, 0.0909, 0.1818, 0.2727, 0.3636, 0.4545, 0.5455, 0.6364, 0.7273,\n"
+        "        0.8182, 0.9091, 1.0000], requires_grad=True)"
+    )
+    assert repr(torch.linspace(0, 1, 12, requires_grad=True)) == expected
+
+
+@pytest.mark.xfail(strict=True, reason="BUG: a suffix that would pass column 80 is not moved "
+                   "to its own line (PyTorch's _add_suffixes)")
+def test_repr_long_suffix_goes_to_next_line():
+    vals = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9]
+    row = "tensor([0.1000, 0.2000, 0.3000, 0.4000, 0.5000, 0.6000, 0.7000, 0.8000, 0.9000],\n"
+    x = torch.tensor(vals, requires_grad=True)
+    assert repr(x) == row + "       requires_grad=True)"
+    assert repr(x * 1) == row + "       grad_fn=<MulBackward0>)"
+
+
+def test_repr_3d():
+    expected = (
+        "tensor([[[0., 0.],\n"
+        "         [0., 0.]],\n"
+        "\n"
+        "        [[0., 0.],\n"
+        "         [0., 0.]]])"
+    )
+    assert repr(torch.zeros(2, 2, 2)) == expected
 
 
 def test_repr_of_non_finite_values():

@@ -80,19 +80,46 @@ def generate() -> str:
     return "".join(out)
 
 
+# Files whose jitted functions call into _vm.py: they carry a hash of it, so that a change
+# of the interpreter changes them too (numba's cache checks only a function's own file).
+DEPENDENTS = [PKG / "_replay.py"]
+HASH_LINE = "# _vm.py sha256: "
+
+
+def _stamp(text: str, digest: str) -> str:
+    lines = text.splitlines(keepends=True)
+    for k, line in enumerate(lines):
+        if line.startswith(HASH_LINE):
+            lines[k] = f"{HASH_LINE}{digest}\n"
+    return "".join(lines)
+
+
 def main() -> int:
     src = VM.read_text()
     i, j = src.index(BEGIN), src.index(END) + len(END)
     new = src[:i] + generate() + src[j:]
+    digest = hashlib.sha256(new.encode()).hexdigest()[:16]
+    stale = [VM] if new != src else []
+    stamped = {}
+    for dep in DEPENDENTS:
+        text = dep.read_text()
+        stamped[dep] = _stamp(text, digest)
+        if stamped[dep] != text:
+            stale.append(dep)
     if "--check" in sys.argv:
-        if new != src:
-            print("src/wengert/_vm.py is stale: run python tools/gen_vm.py")
+        if stale:
+            print("stale: " + ", ".join(str(f.relative_to(ROOT)) for f in stale)
+                  + ": run python tools/gen_vm.py")
             return 1
-        print("src/wengert/_vm.py is up to date")
+        print("src/wengert/_vm.py and its dependents are up to date")
         return 0
     if new != src:
         VM.write_text(new)
-        print("rewrote src/wengert/_vm.py")
+    for dep, text in stamped.items():
+        if dep.read_text() != text:
+            dep.write_text(text)
+    for f in stale:
+        print(f"rewrote {f.relative_to(ROOT)}")
     return 0
 
 

@@ -20,7 +20,11 @@ from typing import Any
 import numpy as np
 
 from . import autograd, nn
+from . import optim as optim
+from . import utils as utils
+from . import viz as viz
 from .autograd import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
+from .compile import Compiled, TraceError, grad, trace, value_and_grad
 from .creation import (
     arange,
     as_tensor,
@@ -45,7 +49,11 @@ from .creation import (
     zeros,
     zeros_like,
 )
+from .listing import tape_listing as tape_listing
 from .optable import OPS, UNARY
+from .optimize import minimize
+from .serialization import load as load
+from .serialization import save as save
 from .tensor import Size, Tensor, cat, matmul, stack, where
 
 __version__ = "0.1.0"
@@ -95,4 +103,4 @@ __all__ = ["Tensor", "Size", "tensor", "as_tensor", "from_numpy", "zeros", "ones
            "zeros_like", "ones_like", "full_like", "empty_like", "rand_like", "randn_like",
            "manual_seed", "generator", "no_grad", "enable_grad", "set_grad_enabled",
            "is_grad_enabled", "autograd", "nn", "cat", "stack", "where", "matmul",
-           "is_tensor"]
+           "is_tensor", "trace", "value_and_grad", "grad", "Compiled", "TraceError", "minimize"]

@@ -84,7 +84,8 @@ class Tape:
         self.freed = np.zeros(0, np.uint8)  # per entry: swept by a backward without retain
         self.leaves: list[tuple[int, Any, int]] = []  # (entry, leaf, version) needing grad
         self.links: list[tuple[int, Tape, int]] = []  # (entry, source tape, source entry)
-        self.imports: dict[int, tuple] = {}  # entry -> ("leaf", t) | ("link", tape, e) | ("dead", t)
+        # entry -> ("leaf", t) | ("link", tape, e) | ("dead", t)
+        self.imports: dict[int, tuple] = {}
         self.imp_cache: dict[Any, tuple] = {}
         self.names: dict[int, str | None] = {}  # entry -> grad_fn name (None: internal)
         self.tensors: list[weakref.ref] = []  # tensors recorded here, to release them
@@ -221,7 +222,8 @@ class Tape:
             _vm.forward(self._code, self._consts, self._aux, self.val, self.freed, self.n_eval,
                         self.n)
             self.n_eval = self.n
-            if (self.n > SEAL_ENTRIES or self.top > SEAL_ELEMENTS) and STATE.tape is self:
+            if ((self.n > SEAL_ENTRIES or self.top > SEAL_ELEMENTS) and STATE.tape is self
+                    and STATE.trace is not self):
                 STATE.tape = None  # later ops start a new tape; this one lives while used
 
     def value(self, e: int) -> np.ndarray:

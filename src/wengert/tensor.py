@@ -20,7 +20,7 @@ from . import tape as _tape_mod
 from ._format import format_array
 from ._state import STATE
 from .autograd.graph import entry_name, make_node
-from .optable import BY_NAME, OPS, UNARY, C
+from .optable import OPS, UNARY, C
 
 Tape = _tape_mod.Tape
 float64 = np.dtype(np.float64)
@@ -268,11 +268,29 @@ class Tensor:
         self._shape, self._n = tuple(self._data.shape), self._data.size
         self._version += 1
 
+    def _traced_read(self, what: str) -> bool:
+        """Python reads a traced value: record a guard, or refuse (see compile.py)."""
+        if self._tape is None or self._tape is not STATE.trace:
+            return False
+        if what == "bool" or self._dtype != float64:
+            v = float(self._tape.value(self._buf)[0])
+            STATE.guards.append((self._buf, v))
+            return True
+        from .compile import TraceError
+
+        raise TraceError(
+            f"{what} of a traced value would bake its current value into the trace as a "
+            "constant. Keep it a tensor (e.g. use wengert.where(cond, a, b) or "
+            "wengert.maximum instead of Python's if/max on values), or call the function "
+            "eagerly.")
+
     def item(self) -> Any:
         """The single value as a Python number."""
         if self._n != 1:
             raise RuntimeError(f"item(): a Tensor with {self._n} elements cannot be converted "
                                "to Scalar")
+        if STATE.trace is not None:
+            self._traced_read("item()")
         v = float(self._values().reshape(-1)[0])
         if self._dtype == bool_:
             return bool(v)
@@ -282,6 +300,10 @@ class Tensor:
 
     def tolist(self) -> Any:
         """Nested Python lists (a number for a 0-d tensor)."""
+        if STATE.trace is not None and self._n == 1:
+            self._traced_read("tolist()")
+        elif STATE.trace is not None:
+            self._traced_read("tolist() of several values")
         return self._np().tolist()
 
     def _np(self) -> np.ndarray:
@@ -297,6 +319,8 @@ class Tensor:
                                "Use tensor.detach().numpy() instead.")
         if self._ptape is not None:
             self._settle()
+        if STATE.trace is not None:
+            self._traced_read("numpy()")
         self._shared = True
         return self._np()
 
@@ -328,7 +352,9 @@ class Tensor:
     def __bool__(self) -> bool:
         if self._n != 1:
             raise RuntimeError(f"Boolean value of Tensor with {self._n} values is ambiguous")
-        return bool(self.item())
+        if STATE.trace is not None:
+            self._traced_read("bool")
+        return bool(self._values().reshape(-1)[0])
 
     def __len__(self) -> int:
         if not self._shape:
@@ -368,6 +394,11 @@ class Tensor:
         >>> x.grad
         tensor(6.)
         """
+        if STATE.trace is not None:
+            from .compile import TraceError
+
+            raise TraceError("backward() inside a traced function: return the value and let "
+                             "wengert.value_and_grad/grad differentiate it")
         if (gradient is None and self._n == 1 and self._rg and self._tape is not None
                 and not create_graph and inputs is None):
             _tape_mod.run_backward([self], _ONE, bool(retain_graph))  # the common case
@@ -837,8 +868,10 @@ class Tensor:
         src = _as_tensor(src)
         if src._shape != self._shape:
             src = src.expand(self._shape)
-        plain = src._tape is None and self._tape is None
-        return self._inplace(src if plain else src.clone(), "copy_")
+        # Always a recorded copy: a requires-grad source under no_grad copies values only.
+        copied = _record_unary(C.COPY, src, rg=src._rg and STATE.grad_enabled,
+                               name="CopyBackwards")
+        return self._inplace(copied, "copy_")
 
     def __iadd__(self, o: Any) -> Tensor:
         return self.add_(o)
@@ -1350,7 +1383,7 @@ def where(condition: Any, input: Any, other: Any) -> Tensor:
     cond = _as_tensor(condition)
     a, b = _as_tensor(input), _as_tensor(other)
     if a._dtype != b._dtype:
-        a, b = a.to(float64) if a._dtype != float64 else a, b.to(float64) if b._dtype != float64 else b
+        a, b = a.to(float64), b.to(float64)
     shape = broadcast_shapes(broadcast_shapes(cond._shape, a._shape, "where"), b._shape, "where")
     n = _prod(shape)
     cond, a, b = (t if t._shape == shape else _expand(t, shape) for t in (cond, a, b))
@@ -1388,4 +1421,3 @@ def _softplus(self: Tensor) -> Tensor:
 
 Tensor.negative = Tensor.neg  # type: ignore[attr-defined]
 Tensor.absolute = Tensor.abs  # type: ignore[attr-defined]
-BY_NAME  # re-exported for tests

@@ -1,0 +1,436 @@
+"""Write the tutorial notebooks from the cells below (outputs are never stored).
+
+    python notebooks/build.py          # (re)write every notebook
+    python notebooks/build.py --check  # exit 1 if a notebook differs from this script
+
+Each notebook is a list of ("md" | "code", source) pairs. To extend one, add pairs to
+its list and run the script; do not edit the .ipynb files by hand.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import nbformat
+from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+
+HERE = Path(__file__).resolve().parent
+
+SETUP = '''\
+import io
+
+import matplotlib
+
+matplotlib.use("Agg")  # headless; figures are shown below as PNG images
+import matplotlib.pyplot as plt
+import numpy as np
+from IPython.display import Image, display
+
+import wengert
+from wengert import viz
+
+
+def show(fig):
+    """Display a matplotlib figure as a PNG, then close it."""
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=80, bbox_inches="tight")
+    plt.close(fig)
+    display(Image(buf.getvalue()))'''
+
+DRAW = '''\
+import subprocess
+
+
+def draw(t, params=None):
+    """Render the backward graph with graphviz if it is installed, else print its DOT."""
+    try:
+        from IPython.display import SVG
+
+        display(SVG(viz.make_dot(t, params=params).pipe(format="svg")))
+    except (ImportError, RuntimeError, OSError, subprocess.CalledProcessError) as err:
+        print(f"[graphviz unavailable ({type(err).__name__}); the DOT source instead]")
+        print(viz.to_dot(t, params=params))'''
+
+# ---------------------------------------------------------------------- 01
+AUTOGRAD_BASICS = [
+    ("md", """\
+# Autograd basics
+
+Take $f(x_1, x_2) = 0.2\\,x_1^2 + 0.2\\,x_2^2 - 5$. Its minimum is at $(0, 0)$ and its
+gradient is $(0.4\\,x_1,\\ 0.4\\,x_2)$: the direction in which $f$ grows fastest.
+Gradient descent steps the other way.
+
+wengert computes such gradients by *reverse-mode automatic differentiation*: the forward
+computation is recorded, then walked backwards applying the chain rule. Below we build
+$f$ out of named intermediate values $x_3, \\dots, x_7$ and look at what gets recorded."""),
+    ("code", SETUP),
+    ("code", DRAW),
+    ("md", """\
+## Forward
+
+Only the inputs need `requires_grad=True`; every tensor computed from them inherits it
+and remembers the operation that made it (`grad_fn`)."""),
+    ("code", """\
+x1 = wengert.tensor(2.0, requires_grad=True)
+x2 = wengert.tensor(2.0, requires_grad=True)
+
+x3 = x1.square()
+x5 = x3 * 0.2
+x4 = x2.square()
+x6 = x4 * 0.2
+x7 = x5 + x6 - 5
+x7"""),
+    ("code", "x7.requires_grad"),
+    ("md", """\
+## Backward
+
+`backward()` fills the `.grad` of the inputs with $\\partial x_7 / \\partial x_i$.
+At $(2, 2)$ both are $0.4 \\cdot 2 = 0.8$."""),
+    ("code", """\
+x7.backward()
+print(x1.grad, x2.grad)"""),
+    ("md", """\
+Intermediate tensors do not keep their gradient (reading it warns and gives `None`):
+it is computed on the way back, used, and dropped."""),
+    ("code", "print(x3.grad)"),
+    ("md", """\
+## Keeping intermediate gradients
+
+`retain_grad()` asks for them anyway. We rebuild the graph (fresh inputs, so that the
+gradients above do not accumulate into the new ones) and first look at it."""),
+    ("code", """\
+x1 = wengert.tensor(2.0, requires_grad=True)
+x2 = wengert.tensor(2.0, requires_grad=True)
+x3 = x1.square()
+x3.retain_grad()
+x5 = x3 * 0.2
+x5.retain_grad()
+x4 = x2.square()
+x4.retain_grad()
+x6 = x4 * 0.2
+x6.retain_grad()
+x7 = x5 + x6 - 5
+names = {"x1": x1, "x2": x2, "x3": x3, "x4": x4, "x5": x5, "x6": x6, "x7": x7}
+
+for k in ("x3", "x4", "x5", "x6", "x7"):
+    print(k, names[k].grad_fn.name())"""),
+    ("md", """\
+Each `grad_fn` points to the functions of its inputs through `next_functions`; the
+walk ends at `AccumulateGrad` nodes, which add into a leaf's `.grad`. (`None` stands
+for a plain Python number such as `0.2`.)"""),
+    ("code", """\
+def walk(fn, depth=0):
+    if fn is None:
+        print("  " * depth + "None")
+        return
+    extra = ""
+    if hasattr(fn, "variable"):
+        leaf = fn.variable
+        extra = "  -> " + next(k for k, v in names.items() if v is leaf)
+    print("  " * depth + fn.name() + extra)
+    for nxt, _ in fn.next_functions:
+        walk(nxt, depth + 1)
+
+
+walk(x7.grad_fn)"""),
+    ("md", "The same graph drawn torchviz-style: inputs at the top, the output at the bottom."),
+    ("code", 'draw(x7, params={"x1": x1, "x2": x2})'),
+    ("md", """\
+## The tape underneath
+
+wengert records every operation as one entry of a flat list, the *Wengert list*:
+$v_i = \\mathrm{op}(v_j, v_k)$, in the order the program ran. `tensor.tape()` prints
+the entries a tensor depends on, with their values."""),
+    ("code", "x7.tape(names=names)"),
+    ("md", """\
+`backward(retain_graph=True)` keeps the tape alive, so we can list it again: now with
+the adjoints $\\bar v_i = \\partial x_7 / \\partial v_i$ that backward stored in the
+leaves and in the retained tensors."""),
+    ("code", """\
+x7.backward(retain_graph=True)
+print(x3.grad, x4.grad, x5.grad, x6.grad)
+x7.tape(names=names)"""),
+    ("md", """\
+`adjoints=True` runs one more reverse sweep just for the listing (nothing is added to
+any `.grad`), so every entry shows its adjoint. Read it bottom-up: that is the order
+in which the backward pass produces them."""),
+    ("code", "x7.tape(names=names, adjoints=True)"),
+    ("md", """\
+## Going downhill
+
+Repeatedly stepping against the gradient walks to the minimum. The update itself must
+not be recorded, hence `no_grad()`; and since gradients accumulate, they are zeroed
+after each step."""),
+    ("code", """\
+def f(x):
+    return 0.2 * x[0] ** 2 + 0.2 * x[1] ** 2 - 5
+
+
+x = wengert.tensor([2.0, 2.0], requires_grad=True)
+path = [x.detach().clone()]
+for _ in range(25):
+    f(x).backward()
+    with wengert.no_grad():
+        x -= 0.5 * x.grad
+        x.grad.zero_()
+    path.append(x.detach().clone())
+print(x, f(x).item())
+show(viz.plot_path(f, path, levels=15, xlim=(-2.5, 2.5), ylim=(-2.5, 2.5)))"""),
+]
+
+# ---------------------------------------------------------------------- 03
+GRADIENT_DESCENT_3D = [
+    ("md", """\
+# Gradient descent in three variables
+
+$$f(x, y, z) = x^2 + 2y^2 + 3z^2 - 2xy + 2xz - 4yz + 2x - 2y + 2$$
+
+has its minimum $f = 0$ at $(-1, 1, 1)$. By hand, its gradient is
+$\\nabla f = (2x - 2y + 2z + 2,\\ 4y - 2x - 4z - 2,\\ 6z + 2x - 4y)$. We let autograd find
+it instead, then use it to walk to the minimum."""),
+    ("code", SETUP),
+    ("code", """\
+def f(a):
+    x, y, z = a
+    return x**2 + 2 * y**2 + 3 * z**2 - 2 * x * y + 2 * x * z - 4 * y * z + 2 * x - 2 * y + 2
+
+
+def gradient_by_hand(a):
+    x, y, z = a.detach().tolist()
+    return np.array([2 * x - 2 * y + 2 * z + 2, 4 * y - 2 * x - 4 * z - 2, 6 * z + 2 * x - 4 * y])
+
+
+a = wengert.zeros(3, requires_grad=True)
+f(a).backward()
+print("autograd:", a.grad, "  by hand:", gradient_by_hand(a))"""),
+    ("md", "The two agree at random points too:"),
+    ("code", """\
+wengert.manual_seed(0)
+for _ in range(5):
+    a = wengert.rand(3, requires_grad=True)
+    f(a).backward()
+    print(a.grad.numpy().round(4), gradient_by_hand(a).round(4))
+    assert np.allclose(a.grad.numpy(), gradient_by_hand(a))"""),
+    ("md", """\
+## A fixed number of steps
+
+$a_{i+1} = a_i - \\eta\\, \\nabla f(a_i)$ with learning rate $\\eta = 0.01$."""),
+    ("code", """\
+lr = 0.01
+a = wengert.zeros(3, requires_grad=True)
+for _ in viz.progress(range(1000), desc="descent"):
+    f(a).backward()
+    with wengert.no_grad():
+        a -= lr * a.grad
+        a.grad.zero_()
+a"""),
+    ("md", """\
+Close to $(-1, 1, 1)$, not there. Rather than guessing a step count, stop when every
+component of the gradient is below a tolerance."""),
+    ("code", """\
+tol = 1e-5
+a = wengert.zeros(3, requires_grad=True)
+steps = 0
+while True:
+    f(a).backward()
+    if wengert.max(wengert.abs(a.grad)) < tol:
+        break
+    with wengert.no_grad():
+        a -= lr * a.grad
+        a.grad.zero_()
+    steps += 1
+print(steps, "steps:", a, " f =", f(a).item())
+assert np.allclose(a.detach().numpy(), [-1, 1, 1], atol=1e-4)"""),
+    ("md", """\
+## The trajectory
+
+The first 250 steps, coloured from dark (early) to bright (late)."""),
+    ("code", """\
+a = wengert.zeros(3, requires_grad=True)
+path = []
+for _ in range(250):
+    f(a).backward()
+    with wengert.no_grad():
+        a -= lr * a.grad
+        a.grad.zero_()
+    path.append(a.detach().clone())
+
+show(viz.plot_path_3d(path, view=(0, 50), xlim=(-1, 0), ylim=(0, 1), zlim=(0, 1)))
+show(viz.plot_path_3d(path, view=(25, -60)))"""),
+]
+
+# ---------------------------------------------------------------------- 04
+REGRESSION_LAB = [
+    ("md", """\
+# Lab: a straight line by autograd
+
+Data from $y = \\beta_0 + \\beta_1 x + e$ with $\\beta_0 = \\beta_1 = 1$, $x \\sim U(0, 2)$
+and noise $e \\sim N(0, 0.25^2)$. We estimate $(\\beta_0, \\beta_1)$ twice: by gradient
+descent on the mean squared error, with autograd supplying the gradient, and by
+ordinary least squares. They must agree."""),
+    ("code", SETUP),
+    ("code", """\
+wengert.manual_seed(1)
+n = 200
+x = wengert.rand(n) * 2
+y = 1 + 1 * x + 0.25 * wengert.randn(n)
+xs, ys = x.numpy(), y.numpy()"""),
+    ("md", "## Gradient descent"),
+    ("code", """\
+beta = wengert.zeros(2, requires_grad=True)
+lr = 0.2
+path = [beta.detach().clone()]
+for step in range(5000):  # noqa: B007 (printed below)
+    loss = ((y - beta[0] - beta[1] * x) ** 2).mean()
+    loss.backward()
+    if wengert.max(wengert.abs(beta.grad)) < 1e-10:
+        break
+    with wengert.no_grad():
+        beta -= lr * beta.grad
+        beta.grad.zero_()
+    path.append(beta.detach().clone())
+print(f"{step} steps, loss {loss.item():.5f}, beta = {beta.detach().numpy()}")"""),
+    ("md", """\
+## Least squares
+
+Solve $\\min_\\beta \\lVert X\\beta - y \\rVert^2$ with $X = [1, x]$."""),
+    ("code", """\
+X = np.column_stack([np.ones(n), xs])
+beta_ls, *_ = np.linalg.lstsq(X, ys, rcond=None)
+print("autograd:     ", beta.detach().numpy())
+print("least squares:", beta_ls)
+assert np.allclose(beta.detach().numpy(), beta_ls, atol=1e-8)"""),
+    ("md", """\
+## The descent on the loss surface
+
+The mean squared error as a function of $(\\beta_0, \\beta_1)$ is a long, tilted bowl:
+$\\beta_0$ and $\\beta_1$ trade off against each other, which is why plain gradient
+descent needs many small steps along the valley."""),
+    ("code", """\
+def mse(b0, b1):  # numpy grids in, a grid of losses out
+    return ((ys[:, None, None] - b0 - b1 * xs[:, None, None]) ** 2).mean(axis=0)
+
+
+show(viz.plot_path(mse, path[::10] + [path[-1]], levels=20, log_levels=True,
+                   xlim=(-0.5, 2.0), ylim=(-0.5, 2.0), axis_labels=("b0", "b1"),
+                   title="mean squared error"))"""),
+    ("code", """\
+fig, ax = plt.subplots(figsize=(6, 4))
+ax.scatter(xs, ys, s=6, alpha=0.6, label="data")
+grid = np.linspace(0, 2, 2)
+b = beta.detach().numpy()
+ax.plot(grid, b[0] + b[1] * grid, color="red", label=f"fit: {b[0]:.3f} + {b[1]:.3f} x")
+ax.plot(grid, 1 + grid, color="black", linestyle="--", label="truth: 1 + x")
+ax.legend()
+show(fig)"""),
+]
+
+# ---------------------------------------------------------------------- 05
+SIMPLE_NETWORK = [
+    ("md", """\
+# A simple network, gradients by autograd
+
+A two-layer network, $\\hat y = \\mathrm{relu}(x W_1 + b_1)\\, W_2 + b_2$, fit to a noisy
+linear target with a sum-of-squares loss. The forward pass and the weight update are
+written out by hand; autograd only supplies the gradients. Two rules apply: the update
+runs under `no_grad()` (it is not part of the model), and gradients are zeroed after
+use (they accumulate)."""),
+    ("code", SETUP),
+    ("code", DRAW),
+    ("code", """\
+wengert.manual_seed(777)
+d_in, d_hidden, d_out, n = 3, 32, 1, 100
+
+x = wengert.randn(n, d_in)
+y = x[:, 0:1] * 0.2 - x[:, 1:2] * 1.3 - x[:, 2:3] * 0.5 + wengert.randn(n, 1)
+
+w1 = wengert.randn(d_in, d_hidden, requires_grad=True)
+b1 = wengert.zeros(1, d_hidden, requires_grad=True)
+w2 = wengert.randn(d_hidden, d_out, requires_grad=True)
+b2 = wengert.zeros(1, d_out, requires_grad=True)
+params = {"w1": w1, "b1": b1, "w2": w2, "b2": b2}"""),
+    ("md", "## One forward pass, and the graph it records"),
+    ("code", """\
+y_pred = x.mm(w1).add(b1).clamp(min=0).mm(w2).add(b2)
+loss = (y_pred - y).pow(2).sum()
+draw(loss, params)"""),
+    ("md", """\
+The tape holds every entry, including the ones that made the data `y` and the internal
+`expand` that broadcasts each bias over the batch."""),
+    ("code", 'loss.tape(names={**params, "x": x, "y": y, "y_pred": y_pred, "loss": loss})'),
+    ("md", "## Training"),
+    ("code", """\
+lr = 1e-4
+losses = []
+for t in viz.progress(range(200), desc="training"):
+    y_pred = x.mm(w1).add(b1).clamp(min=0).mm(w2).add(b2)
+    loss = (y_pred - y).pow(2).sum()
+    losses.append(loss.item())
+    if t % 20 == 0:
+        print(f"epoch {t:3d}  loss {loss.item():9.3f}")
+    loss.backward()
+    with wengert.no_grad():
+        for p in params.values():
+            p -= lr * p.grad
+            p.grad.zero_()
+assert losses[-1] < losses[0]"""),
+    ("code", """\
+fig, ax = plt.subplots(figsize=(6, 3.5))
+ax.plot(losses)
+ax.set_xlabel("epoch")
+ax.set_ylabel("sum of squared errors")
+ax.set_yscale("log")
+show(fig)"""),
+    ("md", """\
+## Outlook
+
+Writing the layers and the update rule by hand does not scale. Modules (`nn`) and
+optimizers (`optim`) package both."""),
+]
+
+NOTEBOOKS = {
+    "01_autograd_basics.ipynb": AUTOGRAD_BASICS,
+    "03_gradient_descent_3d.ipynb": GRADIENT_DESCENT_3D,
+    "04_regression_lab.ipynb": REGRESSION_LAB,
+    "05_simple_network.ipynb": SIMPLE_NETWORK,
+}
+
+
+def build(cells: list[tuple[str, str]]) -> nbformat.NotebookNode:
+    """A notebook (no outputs) with stable cell ids, so rebuilding changes nothing."""
+    nb = new_notebook(metadata={
+        "kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"},
+        "language_info": {"name": "python"},
+    })
+    for k, (kind, source) in enumerate(cells):
+        make = new_markdown_cell if kind == "md" else new_code_cell
+        nb.cells.append(make(source, id=f"cell-{k:02d}"))
+    nbformat.validate(nb)
+    return nb
+
+
+def render(cells: list[tuple[str, str]]) -> str:
+    return nbformat.writes(build(cells))
+
+
+def main(argv: list[str]) -> int:
+    check = "--check" in argv
+    stale = []
+    for name, cells in NOTEBOOKS.items():
+        path = HERE / name
+        text = render(cells)
+        if check:
+            if not path.exists() or path.read_text(encoding="utf-8") != text:
+                stale.append(name)
+        else:
+            path.write_text(text, encoding="utf-8")
+            print("wrote", path.relative_to(HERE.parent))
+    if stale:
+        print("out of date (run python notebooks/build.py):", ", ".join(stale))
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,330 @@
+"""numba kernels that replay a traced tape: value, value-and-gradient, optimisers.
+
+One call runs a whole evaluation, or a whole optimisation loop, without Python.
+"""
+# ruff: noqa: E501
+# Stamped by tools/gen_vm.py: this line changes when _vm.py does, so numba's cache of this
+# file is never older than the interpreter it calls.
+# _vm.py sha256: 327b03a782601c59
+
+import math
+
+import numpy as np
+
+from ._vm import OFF, SIZE, _jit, backward, forward
+
+OK, GUARD_FAILED = 0, 1
+
+# A program is four arrays: ``code`` (the rows), ``ints`` = [len(meta), *meta, *aux] with
+# meta = [top, out, n_in, in_0.., n_guards, guard_0..], ``floats`` = [consts (2 per row),
+# val (top), adj (top), guard values], ``flags`` = [reached (n), freed (n)].
+# Few arguments: numba's unboxing of each array is a visible part of a short replay.
+
+
+@_jit
+def unpack(code, ints, floats):
+    n = code.shape[0]
+    m = ints[0]
+    meta = ints[1: 1 + m]
+    aux = ints[1 + m:]
+    top = meta[0]
+    consts = floats[: 2 * n].reshape((n, 2))
+    val = floats[2 * n: 2 * n + top]
+    adj = floats[2 * n + top: 2 * n + 2 * top]
+    gval = floats[2 * n + 2 * top:]
+    return meta, aux, consts, val, adj, gval
+
+
+@_jit
+def set_inputs(code, meta, val, x):
+    """Scatter the flat input vector into the input entries."""
+    k = 0
+    for j in range(meta[2]):
+        e = meta[3 + j]
+        o = code[e, OFF]
+        for i in range(code[e, SIZE]):
+            val[o + i] = x[k + i]
+        k += code[e, SIZE]
+
+
+@_jit
+def guards_hold(code, meta, val, gval):
+    g0 = 3 + meta[2]
+    for j in range(meta[g0]):
+        if val[code[meta[g0 + 1 + j], OFF]] != gval[j]:
+            return False
+    return True
+
+
+@_jit
+def evaluate(code, ints, floats, flags, x):
+    """f(x); the second result is False when a guard does not hold (another path)."""
+    n = code.shape[0]
+    meta, aux, consts, val, adj, gval = unpack(code, ints, floats)
+    set_inputs(code, meta, val, x)
+    forward(code, consts, aux, val, flags[n:], 0, n)
+    if not guards_hold(code, meta, val, gval):
+        return np.nan, False
+    return val[code[meta[1], OFF]], True
+
+
+@_jit
+def evaluate_grad(code, ints, floats, flags, x, g):
+    """f(x) and its gradient into g (flat, like x)."""
+    n = code.shape[0]
+    f, ok = evaluate(code, ints, floats, flags, x)
+    if not ok:
+        return f, False
+    meta, aux, consts, val, adj, gval = unpack(code, ints, floats)
+    adj[:] = 0.0
+    reached = flags[:n]
+    reached[:] = 0
+    out = meta[1]
+    adj[code[out, OFF]] = 1.0
+    reached[out] = 1
+    backward(code, consts, aux, val, adj, reached, flags[n:], n, True)
+    k = 0
+    for j in range(meta[2]):
+        e = meta[3 + j]
+        o = code[e, OFF]
+        for i in range(code[e, SIZE]):
+            g[k + i] = adj[o + i]
+        k += code[e, SIZE]
+    return f, True
+
+
+# ---------------------------------------------------------------- optimisers
+# Every loop takes the program, the state arrays (updated in place, so that Python can
+# resume after a guard failure) and returns (status, iterations done, evaluations).
+# ``path`` has one row per iterate (size 0: not recorded); ``xfail`` receives the
+# point whose evaluation left the traced path.
+
+CONVERGED, MAXITER, LINESEARCH_FAILED = 2, 3, 4
+
+
+@_jit
+def _maxabs(g):
+    m = 0.0
+    for i in range(g.size):
+        a = abs(g[i])
+        if a > m:
+            m = a
+    return m
+
+
+@_jit
+def gd(prog, x, g, fval, lr, tol, max_iter, it0, path, xfail):
+    """Fixed-step gradient descent; stops when max |g| < tol (as in the seed) or at max_iter."""
+    code, ints, floats, flags = prog
+    nfev = 0
+    for it in range(it0, max_iter):
+        f, ok = evaluate_grad(code, ints, floats, flags, x, g)
+        nfev += 1
+        if not ok:
+            xfail[:] = x
+            return GUARD_FAILED, it, nfev
+        fval[0] = f
+        if path.shape[0] > it:
+            path[it, :] = x
+        if _maxabs(g) < tol:
+            return CONVERGED, it, nfev
+        for i in range(x.size):
+            x[i] -= lr * g[i]
+    return MAXITER, max_iter, nfev
+
+
+@_jit
+def momentum(prog, x, g, fval, v, lr, mu, nesterov, tol, max_iter, it0, path, xfail):
+    """Heavy ball (v = mu v + g; x -= lr v) or Nesterov (x -= lr (g + mu v)), as torch.optim.SGD."""
+    code, ints, floats, flags = prog
+    nfev = 0
+    for it in range(it0, max_iter):
+        f, ok = evaluate_grad(code, ints, floats, flags, x, g)
+        nfev += 1
+        if not ok:
+            xfail[:] = x
+            return GUARD_FAILED, it, nfev
+        fval[0] = f
+        if path.shape[0] > it:
+            path[it, :] = x
+        if _maxabs(g) < tol:
+            return CONVERGED, it, nfev
+        for i in range(x.size):
+            v[i] = mu * v[i] + g[i] if it > 0 else g[i]
+            x[i] -= lr * (g[i] + mu * v[i]) if nesterov else lr * v[i]
+    return MAXITER, max_iter, nfev
+
+
+@_jit
+def adam(prog, x, g, fval, m, v, lr, b1, b2, eps, tol, max_iter, it0, path, xfail):
+    """Adam with bias correction (torch.optim.Adam's update)."""
+    code, ints, floats, flags = prog
+    nfev = 0
+    for it in range(it0, max_iter):
+        f, ok = evaluate_grad(code, ints, floats, flags, x, g)
+        nfev += 1
+        if not ok:
+            xfail[:] = x
+            return GUARD_FAILED, it, nfev
+        fval[0] = f
+        if path.shape[0] > it:
+            path[it, :] = x
+        if _maxabs(g) < tol:
+            return CONVERGED, it, nfev
+        t = it + 1
+        c1 = 1.0 - b1 ** t
+        c2 = 1.0 - b2 ** t
+        for i in range(x.size):
+            m[i] = b1 * m[i] + (1.0 - b1) * g[i]
+            v[i] = b2 * v[i] + (1.0 - b2) * g[i] * g[i]
+            x[i] -= lr * (m[i] / c1) / (math.sqrt(v[i] / c2) + eps)
+    return MAXITER, max_iter, nfev
+
+
+@_jit
+def _dot(a, b):
+    s = 0.0
+    for i in range(a.size):
+        s += a[i] * b[i]
+    return s
+
+
+@_jit
+def lbfgs(prog, x, g, fval, S, Y, rho, hist, tol, max_iter, c1, c2, it0, path, xfail):
+    """L-BFGS with a line search satisfying the strong Wolfe conditions.
+
+    ``S``/``Y`` hold the last ``m`` steps and gradient changes (ring buffer), ``hist`` is
+    ``[count, newest]``. Nocedal & Wright, Algorithms 7.4, 3.5 and 3.6 (zoom by safeguarded
+    cubic interpolation).
+    """
+    code, ints, floats, flags = prog
+    mem = S.shape[0]
+    n = x.size
+    nfev = 0
+    d = np.empty(n)
+    q = np.empty(n)
+    alpha = np.empty(mem)
+    xt = np.empty(n)
+    gt = np.empty(n)
+    f, ok = evaluate_grad(code, ints, floats, flags, x, g)
+    nfev += 1
+    if not ok:
+        xfail[:] = x
+        return GUARD_FAILED, it0, nfev
+    fval[0] = f
+    for it in range(it0, max_iter):
+        if path.shape[0] > it:
+            path[it, :] = x
+        if _maxabs(g) < tol:
+            return CONVERGED, it, nfev
+        # two-loop recursion: d = -H g
+        q[:] = g
+        cnt = hist[0]
+        for k in range(cnt):
+            j = (hist[1] - k) % mem
+            alpha[j] = rho[j] * _dot(S[j], q)
+            for i in range(n):
+                q[i] -= alpha[j] * Y[j, i]
+        if cnt > 0:
+            j = hist[1] % mem
+            gamma = _dot(S[j], Y[j]) / _dot(Y[j], Y[j])
+        else:
+            gamma = 1.0 / max(1.0, math.sqrt(_dot(g, g)))
+        for i in range(n):
+            q[i] *= gamma
+        for k in range(cnt - 1, -1, -1):
+            j = (hist[1] - k) % mem
+            beta = rho[j] * _dot(Y[j], q)
+            for i in range(n):
+                q[i] += S[j, i] * (alpha[j] - beta)
+        for i in range(n):
+            d[i] = -q[i]
+        dg0 = _dot(d, g)
+        if dg0 >= 0.0:  # not a descent direction: restart from steepest descent
+            hist[0] = 0
+            for i in range(n):
+                d[i] = -g[i]
+            dg0 = -_dot(g, g)
+        # strong Wolfe line search
+        f0 = f
+        a_prev, f_prev, dg_prev = 0.0, f0, dg0
+        a = 1.0
+        lo, hi, flo, dglo, fhi, dghi = 0.0, 0.0, 0.0, 0.0, 0.0, 0.0
+        found = False
+        zoom = False
+        for ls in range(25):
+            for i in range(n):
+                xt[i] = x[i] + a * d[i]
+            ft, ok = evaluate_grad(code, ints, floats, flags, xt, gt)
+            nfev += 1
+            if not ok:
+                xfail[:] = xt
+                return GUARD_FAILED, it, nfev
+            dgt = _dot(gt, d)
+            if ft > f0 + c1 * a * dg0 or (ls > 0 and ft >= f_prev):
+                lo, flo, dglo, hi, fhi, dghi = a_prev, f_prev, dg_prev, a, ft, dgt
+                zoom = True
+                break
+            if abs(dgt) <= -c2 * dg0:
+                found = True
+                break
+            if dgt >= 0.0:
+                lo, flo, dglo, hi, fhi, dghi = a, ft, dgt, a_prev, f_prev, dg_prev
+                zoom = True
+                break
+            a_prev, f_prev, dg_prev = a, ft, dgt
+            a = 2.0 * a
+        if zoom:
+            for _ in range(30):
+                # cubic interpolation between lo and hi, kept inside the bracket
+                d1 = dglo + dghi - 3.0 * (flo - fhi) / (lo - hi)
+                rad = d1 * d1 - dglo * dghi
+                a = 0.5 * (lo + hi)
+                if rad >= 0.0:
+                    d2 = math.copysign(math.sqrt(rad), hi - lo)
+                    den = dghi - dglo + 2.0 * d2
+                    if den != 0.0:
+                        cand = hi - (hi - lo) * (dghi + d2 - d1) / den
+                        lo_b, hi_b = min(lo, hi), max(lo, hi)
+                        margin = 0.1 * (hi_b - lo_b)
+                        if lo_b + margin < cand < hi_b - margin:
+                            a = cand
+                for i in range(n):
+                    xt[i] = x[i] + a * d[i]
+                ft, ok = evaluate_grad(code, ints, floats, flags, xt, gt)
+                nfev += 1
+                if not ok:
+                    xfail[:] = xt
+                    return GUARD_FAILED, it, nfev
+                dgt = _dot(gt, d)
+                if ft > f0 + c1 * a * dg0 or ft >= flo:
+                    hi, fhi, dghi = a, ft, dgt
+                else:
+                    if abs(dgt) <= -c2 * dg0:
+                        found = True
+                        break
+                    if dgt * (hi - lo) >= 0.0:
+                        hi, fhi, dghi = lo, flo, dglo
+                    lo, flo, dglo = a, ft, dgt
+                if abs(hi - lo) < 1e-16:
+                    break
+            if not found and ft < f0:
+                found = True  # accept a decrease even if the curvature test was not met
+        if not found:
+            return LINESEARCH_FAILED, it, nfev
+        # update the history with s = xt - x, y = gt - g
+        j = (hist[1] + 1) % mem
+        sy = 0.0
+        for i in range(n):
+            S[j, i] = xt[i] - x[i]
+            Y[j, i] = gt[i] - g[i]
+            sy += S[j, i] * Y[j, i]
+        if sy > 1e-12:
+            rho[j] = 1.0 / sy
+            hist[1] = j
+            hist[0] = min(hist[0] + 1, mem)
+        x[:] = xt
+        g[:] = gt
+        f = ft
+        fval[0] = f
+    return MAXITER, max_iter, nfev

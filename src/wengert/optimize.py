@@ -1,0 +1,129 @@
+"""``wengert.minimize``: trace once, run the whole optimisation loop inside numba."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+from scipy.optimize import OptimizeResult
+
+from . import _replay
+from .compile import Compiled, TraceError
+
+METHODS = ("gd", "momentum", "nesterov", "adam", "lbfgs")
+_MESSAGES = {
+    _replay.CONVERGED: "Optimization terminated successfully: max |gradient| < tol.",
+    _replay.MAXITER: "Maximum number of iterations reached.",
+    _replay.LINESEARCH_FAILED: "The line search did not find a point satisfying the Wolfe "
+                               "conditions.",
+}
+
+
+def minimize(f: Callable, x0: Any, method: str = "lbfgs", *, lr: float | None = None,
+             tol: float = 1e-5, max_iter: int = 1000, momentum: float = 0.9,
+             nesterov: bool = False, betas: tuple[float, float] = (0.9, 0.999),
+             eps: float = 1e-8, m: int = 10, c1: float = 1e-4, c2: float = 0.9,
+             record_path: bool = False, progress: bool = False,
+             max_retraces: int = 1000) -> OptimizeResult:
+    """Minimise a scalar function of one array, with the loop running inside numba.
+
+    ``f`` is traced once (and again when a guard on its control flow fails, after which
+    the loop resumes where it was). Methods: ``"gd"`` (fixed ``lr``), ``"momentum"``
+    (heavy ball, or Nesterov with ``nesterov=True`` / ``method="nesterov"``), ``"adam"``,
+    ``"lbfgs"`` (memory ``m``, strong Wolfe line search with ``c1``, ``c2``). Iteration
+    stops when max |gradient| < ``tol`` or after ``max_iter`` iterations.
+
+    Returns a SciPy ``OptimizeResult`` with ``x``, ``fun``, ``jac``, ``nit``, ``nfev``,
+    ``success``, ``message``, ``ntraces`` and, with ``record_path=True``, ``path`` (one row
+    per iterate, for plotting).
+
+    >>> import wengert
+    >>> r = wengert.minimize(lambda x: (1 - x[0]) ** 2 + 5 * (x[1] - x[0] ** 2) ** 2,
+    ...                      [-1.0, 1.0], method="gd", lr=0.01, max_iter=1000)
+    >>> [round(v, 4) for v in r.x]
+    [0.9918, 0.983]
+    """
+    if method not in METHODS:
+        raise ValueError(f"minimize: unknown method {method!r}; use one of {METHODS}")
+    if method == "nesterov":
+        method, nesterov = "momentum", True
+    if lr is None:
+        lr = {"gd": 0.01, "momentum": 0.01, "adam": 0.001}.get(method, 1.0)
+    x0 = np.array(x0, dtype=np.float64)
+    shape = x0.shape
+    x = np.ascontiguousarray(x0.reshape(-1)).copy()
+    n = x.size
+    comp = Compiled(f, 0)
+    tr = comp._find([x.reshape(shape)], x)
+    g = np.zeros(n)
+    fval = np.full(1, np.nan)
+    xfail = np.empty(n)
+    path = np.empty((max_iter + 1 if record_path else 0, n))
+    state: tuple = ()
+    if method == "momentum":
+        state = (np.zeros(n),)
+    elif method == "adam":
+        state = (np.zeros(n), np.zeros(n))
+    elif method == "lbfgs":
+        state = (np.zeros((m, n)), np.zeros((m, n)), np.zeros(m), np.zeros(2, np.int64))
+
+    bar = _progress(max_iter) if progress else None
+    chunk = max(1, max_iter // 100) if bar is not None else max_iter
+    it, nfev, retraces = 0, 0, 0
+    while True:
+        stop = min(it + chunk, max_iter)
+        status, new_it, nf = _run(method, tr, x, g, fval, state, lr, momentum, nesterov,
+                                  betas, eps, tol, stop, c1, c2, it, path, xfail)
+        nfev += nf
+        if bar is not None:
+            bar.update(new_it - it)
+        it = new_it
+        if status == _replay.GUARD_FAILED:
+            retraces += 1
+            if retraces > max_retraces:
+                raise TraceError(f"minimize: more than {max_retraces} guard failures; the "
+                                 "function's control flow changes too often to trace")
+            tr = comp._find([xfail.reshape(shape)], xfail)
+            continue
+        if status == _replay.MAXITER and it < max_iter:
+            continue  # next progress chunk
+        break
+    if bar is not None:
+        bar.close()
+    value, grad = comp.value_and_grad(x.reshape(shape))
+    res = OptimizeResult(
+        x=x.reshape(shape), fun=value, jac=grad, nit=it, nfev=nfev + 1,
+        success=status == _replay.CONVERGED, status=status, message=_MESSAGES[status],
+        ntraces=comp.n_traces, method=method)
+    if record_path:
+        res.path = path[: min(it + 1, max_iter + 1)].copy()
+        res.path[min(it, max_iter)] = x
+    return res
+
+
+def _run(method: str, tr: Any, x: np.ndarray, g: np.ndarray, fval: np.ndarray, state: tuple,
+         lr: float, mu: float, nesterov: bool, betas: tuple, eps: float, tol: float,
+         max_iter: int, c1: float, c2: float, it0: int, path: np.ndarray,
+         xfail: np.ndarray) -> tuple[int, int, int]:
+    prog = tr.prog
+    if tr.captured:
+        tr.refresh()
+    if method == "gd":
+        return _replay.gd(prog, x, g, fval, lr, tol, max_iter, it0, path, xfail)
+    if method == "momentum":
+        return _replay.momentum(prog, x, g, fval, state[0], lr, mu, nesterov, tol,
+                                max_iter, it0, path, xfail)
+    if method == "adam":
+        return _replay.adam(prog, x, g, fval, state[0], state[1], lr, betas[0],
+                            betas[1], eps, tol, max_iter, it0, path, xfail)
+    return _replay.lbfgs(prog, x, g, fval, *state, tol, max_iter, c1, c2, it0, path,
+                         xfail)
+
+
+def _progress(total: int) -> Any:
+    try:
+        from tqdm.auto import tqdm
+    except ImportError:  # optional dependency: no bar
+        return None
+    return tqdm(total=total, desc="minimize", leave=False)

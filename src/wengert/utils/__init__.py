@@ -1,0 +1,5 @@
+"""Utilities: ``wengert.utils.data`` (datasets and batching)."""
+
+from . import data
+
+__all__ = ["data"]

@@ -1,0 +1,268 @@
+"""Record once, replay in numba: value_and_grad, grad, trace, guards and minimize."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.optimize
+
+import wengert
+
+
+def rosen(x):
+    return (1 - x[0]) ** 2 + 5 * (x[1] - x[0] ** 2) ** 2
+
+
+def rosen_grad(x):
+    return np.array([-2 * (1 - x[0]) - 20 * x[0] * (x[1] - x[0] ** 2), 10 * (x[1] - x[0] ** 2)])
+
+
+def eager_value_and_grad(f, *args, argnums=0):
+    ts = [wengert.tensor(np.asarray(a, float), requires_grad=True) for a in args]
+    out = f(*ts)
+    out.backward()
+    nums = (argnums,) if isinstance(argnums, int) else argnums
+    grads = [ts[k].grad.numpy() if ts[k].grad is not None else np.zeros(ts[k].shape)
+             for k in nums]
+    return out.item(), grads[0] if isinstance(argnums, int) else tuple(grads)
+
+
+@pytest.mark.parametrize("x", [[-1.0, 1.0], [0.3, -2.0], [2.0, 2.0]])
+def test_value_and_grad_matches_eager_and_hand(x):
+    vg = wengert.value_and_grad(rosen)
+    for _ in range(3):  # first call traces, later calls replay
+        f, g = vg(np.array(x))
+        assert f == pytest.approx(rosen(np.array(x)), rel=1e-14)
+        np.testing.assert_allclose(g, rosen_grad(np.array(x)), rtol=1e-13)
+    assert vg.n_traces == 1
+
+
+def test_inputs_floats_lists_tensors_and_several_arguments():
+    def f(a, b, c):
+        return (a * b).sum() + c ** 2
+
+    vg = wengert.value_and_grad(f, argnums=(0, 2))
+    val, (ga, gc) = vg([1.0, 2.0], np.array([3.0, 4.0]), 1.5)
+    assert val == pytest.approx(11 + 2.25)
+    np.testing.assert_allclose(ga, [3.0, 4.0])
+    assert gc == pytest.approx(3.0) and isinstance(gc, float)
+    val2, (ga2, _) = vg(wengert.tensor([2.0, 0.0]), [1.0, 1.0], 0.0)
+    assert val2 == pytest.approx(2.0)
+    np.testing.assert_allclose(ga2, [1.0, 1.0])
+    g = wengert.grad(f, argnums=1)([1.0, 2.0], [0.0, 0.0], 0.0)
+    np.testing.assert_allclose(g, [1.0, 2.0])
+
+
+def test_new_shape_traces_anew():
+    vg = wengert.value_and_grad(lambda x: (x ** 2).sum())
+    assert vg(np.ones(3))[0] == 3.0
+    assert vg(np.ones((2, 2)))[0] == 4.0
+    np.testing.assert_allclose(vg(np.ones((2, 2)))[1], 2 * np.ones((2, 2)))
+    assert vg.n_traces == 2
+
+
+def test_trace_object_listing_and_len():
+    c = wengert.trace(rosen, [0.0, 0.0])
+    assert len(c) == 11
+    text = c.listing()
+    assert text.splitlines()[0].startswith("v0 = input 0")
+    assert "v7 = sub v4 v6" in text and "v9 = mul_c v8 5" in text
+    assert c.value([1.0, 1.0]) == 0.0
+    f, g = c.value_and_grad(np.array([-1.0, 1.0]))
+    assert f == 4.0
+    np.testing.assert_allclose(c.grad(np.array([-1.0, 1.0])), g)
+    assert "rosen" in repr(c)
+
+
+def test_vector_output_value():
+    c = wengert.trace(lambda x: x * 2 + 1, np.zeros(3))
+    np.testing.assert_allclose(c.value(np.array([1.0, 2.0, 3.0])), [3.0, 5.0, 7.0])
+
+
+def test_scipy_lbfgsb_as_written_in_readme():
+    r = scipy.optimize.minimize(wengert.value_and_grad(rosen), [-1.0, 1.0], jac=True,
+                                method="L-BFGS-B")
+    assert r.success
+    np.testing.assert_allclose(r.x, [1.0, 1.0], atol=1e-4)
+
+
+def test_scipy_on_a_2d_parameter():
+    target = np.arange(6.0).reshape(2, 3)
+
+    def f(w):
+        return ((w.reshape(2, 3) - wengert.tensor(target)) ** 2).sum()
+
+    r = scipy.optimize.minimize(wengert.value_and_grad(f), np.zeros(6), jac=True,
+                                method="BFGS")
+    np.testing.assert_allclose(r.x, target.reshape(-1), atol=1e-6)
+
+
+# ---------------------------------------------------------------- guards
+def piecewise(x):
+    if x[0] > 0:
+        return (x ** 2).sum()
+    return (x ** 3).sum() - x[1]
+
+
+def abs_with_if(x):
+    s = x.sum()
+    if s < 0:
+        return -s
+    return s
+
+
+def loop_until(x):
+    y = x
+    while (y ** 2).sum() < 10:  # the trip count depends on the value
+        y = y * 2
+    return (y ** 2).sum()
+
+
+def py_max(x):
+    return max(x[0], x[1]) ** 2  # Python's max compares tensors
+
+
+@pytest.mark.parametrize("f", [piecewise, abs_with_if, loop_until, py_max])
+def test_guards_give_eager_results_on_every_branch(f):
+    vg = wengert.value_and_grad(f)
+    rng = np.random.default_rng(0)
+    points = [rng.uniform(-3, 3, size=2) for _ in range(12)] + [np.array([0.5, 0.5]),
+                                                               np.array([-0.5, 0.5])]
+    for _ in range(2):  # the second round replays the kept traces
+        for p in points:
+            val, g = vg(p)
+            ev, eg = eager_value_and_grad(f, p)
+            assert val == pytest.approx(ev, rel=1e-13, abs=1e-13)
+            np.testing.assert_allclose(g, eg, rtol=1e-12, atol=1e-12)
+    assert vg.n_traces >= 2
+
+
+def test_guard_traces_are_reused_not_retraced():
+    vg = wengert.value_and_grad(piecewise)
+    for _ in range(5):
+        vg(np.array([1.0, 1.0]))
+        vg(np.array([-1.0, 1.0]))
+    assert vg.n_traces == 2
+
+
+def test_float_of_traced_value_raises_clear_error():
+    def f(x):
+        return float(x[0]) * x[1]
+
+    with pytest.raises(wengert.TraceError, match="constant"):
+        wengert.grad(f)(np.array([1.0, 2.0]))
+    with pytest.raises(wengert.TraceError):
+        wengert.grad(lambda x: x[0].item() * x)(np.array([1.0, 2.0]))
+
+
+def test_backward_inside_trace_raises():
+    def f(x):
+        y = (x ** 2).sum()
+        y.backward()
+        return y
+
+    with pytest.raises(wengert.TraceError, match="backward"):
+        wengert.value_and_grad(f)(np.ones(2))
+
+
+def test_integer_reads_are_guarded():
+    def f(x):
+        k = int(x.argmax())  # an index read as a Python int: guarded, not baked
+        return x[k] * 3
+
+    vg = wengert.value_and_grad(f)
+    for p in ([1.0, 5.0, 2.0], [7.0, 1.0, 2.0], [0.0, 1.0, 9.0]):
+        val, g = vg(np.array(p))
+        assert val == 3 * max(p)
+        assert g[int(np.argmax(p))] == 3.0 and g.sum() == 3.0
+
+
+def test_captured_leaf_changed_in_place_is_seen():
+    w = wengert.tensor([1.0, 2.0])
+    vg = wengert.value_and_grad(lambda x: (x * w).sum())
+    assert vg(np.array([1.0, 1.0]))[0] == 3.0
+    with wengert.no_grad():
+        w.mul_(10)
+    assert vg(np.array([1.0, 1.0]))[0] == 30.0
+
+
+def test_non_scalar_output_for_grad_raises():
+    with pytest.raises(wengert.TraceError, match="scalar"):
+        wengert.grad(lambda x: x * 2)(np.ones(3))
+
+
+# ---------------------------------------------------------------- minimize
+def test_minimize_gd_reproduces_the_seed_loop():
+    r = wengert.minimize(rosen, [-1.0, 1.0], method="gd", lr=0.01, max_iter=1000)
+    np.testing.assert_allclose(r.x, [0.9918, 0.9830], atol=5e-5)
+    assert r.fun == pytest.approx(6.96e-05, rel=1e-2)
+    assert r.nit == 1000 and not r.success and "Maximum" in r.message
+    # identical to the eager loop
+    x = wengert.tensor([-1.0, 1.0], requires_grad=True)
+    for _ in range(1000):
+        rosen(x).backward()
+        with wengert.no_grad():
+            x.sub_(0.01 * x.grad)
+            x.grad.zero_()
+    np.testing.assert_allclose(r.x, x.detach().numpy(), rtol=1e-12)
+
+
+@pytest.mark.parametrize("method,kw", [
+    ("momentum", dict(lr=0.002, max_iter=20000)),
+    ("nesterov", dict(lr=0.002, max_iter=20000)),
+    ("adam", dict(lr=0.05, max_iter=20000)),
+    ("lbfgs", dict()),
+])
+def test_minimize_methods_reach_the_minimum(method, kw):
+    r = wengert.minimize(rosen, [-1.0, 1.0], method=method, tol=1e-6, **kw)
+    assert r.success, r.message
+    np.testing.assert_allclose(r.x, [1.0, 1.0], atol=1e-4)
+    assert np.max(np.abs(r.jac)) < 1e-5
+    assert {"x", "fun", "jac", "nit", "nfev", "success", "message"} <= set(r.keys())
+
+
+def test_lbfgs_needs_few_evaluations_on_a_quadratic():
+    a = np.diag([1.0, 10.0, 100.0])
+    r = wengert.minimize(lambda x: (x * wengert.tensor(a @ np.ones(3)) * x).sum() / 2,
+                         [1.0, 1.0, 1.0], method="lbfgs", tol=1e-9)
+    assert r.success and r.nfev < 60
+    np.testing.assert_allclose(r.x, 0.0, atol=1e-8)
+
+
+def test_minimize_seed_3d_quadratic_with_tolerance():
+    def f(a):
+        x, y, z = a
+        return x**2 + 2*y**2 + 3*z**2 - 2*x*y + 2*x*z - 4*y*z + 2*x - 2*y + 2
+
+    r = wengert.minimize(f, np.zeros(3), method="gd", lr=0.01, tol=1e-5, max_iter=100000,
+                         record_path=True)
+    assert r.success
+    np.testing.assert_allclose(r.x, [-1.0, 1.0, 1.0], atol=1e-4)
+    assert r.path.shape == (r.nit + 1, 3)
+    np.testing.assert_allclose(r.path[0], 0.0)
+    np.testing.assert_allclose(r.path[-1], r.x)
+
+
+def test_minimize_crosses_a_guard_and_retraces():
+    def f(x):  # a kink at 0 written with if: |x - 3| + small quadratic
+        d = x[0] - 3
+        if d < 0:
+            return -d + 0.01 * (x ** 2).sum()
+        return d + 0.01 * (x ** 2).sum()
+
+    r = wengert.minimize(f, [0.0, 1.0], method="gd", lr=0.05, max_iter=400,
+                         record_path=True)
+    assert r.ntraces >= 2
+    # the same loop eagerly
+    x = wengert.tensor([0.0, 1.0], requires_grad=True)
+    for _ in range(400):
+        f(x).backward()
+        with wengert.no_grad():
+            x.sub_(0.05 * x.grad)
+            x.grad.zero_()
+    np.testing.assert_allclose(r.x, x.detach().numpy(), rtol=1e-12, atol=1e-12)
+
+
+def test_minimize_bad_method():
+    with pytest.raises(ValueError, match="unknown method"):
+        wengert.minimize(rosen, [0.0, 0.0], method="newton")
