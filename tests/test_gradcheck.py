@@ -142,3 +142,12 @@ def test_reuse_of_one_tensor():
     x = wengert.tensor([1.5, -2.0], requires_grad=True)
     (x * x * x).sum().backward()
     np.testing.assert_allclose(x.grad.numpy(), 3 * np.array([1.5, -2.0]) ** 2)
+
+
+@pytest.mark.parametrize("c", [2.0, 3.0, 2.5, 0.5, -1.0])
+def test_pow_const_every_branch(c):
+    # pow_c has fast branches for c == 2 and 3; x ** 2 records square.
+    rng = np.random.default_rng(7)
+    x = rng.uniform(0.3, 2.0, size=(2, 3))
+    check(lambda t: _record_unary(wengert.optable.C.POW_C, t, c), [x])
+    check(lambda t: t ** c, [x])

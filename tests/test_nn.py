@@ -266,7 +266,8 @@ def test_linear_gradients():
     check(lambda x_, w_, b_: F.linear(x_, w_, b_), [RNG.standard_normal((2, 2, 3)), w, b])
     lin = nn.Linear(3, 2)
     lin(torch.tensor(x)).sum().backward()
-    np.testing.assert_allclose(lin.weight.grad.numpy(), np.ones((4, 2)).T @ x, rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(lin.weight.grad.numpy(), np.ones((4, 2)).T @ x, rtol=1e-12,
+                               atol=1e-14)
     np.testing.assert_allclose(lin.bias.grad.numpy(), [4.0, 4.0])
 
 

@@ -52,6 +52,7 @@ from .creation import (
 from .listing import tape_listing as tape_listing
 from .optable import OPS, UNARY
 from .optimize import minimize
+from .train import CompiledStep, compile_step
 from .serialization import load as load
 from .serialization import save as save
 from .tensor import Size, Tensor, cat, matmul, stack, where
@@ -103,4 +104,5 @@ __all__ = ["Tensor", "Size", "tensor", "as_tensor", "from_numpy", "zeros", "ones
            "zeros_like", "ones_like", "full_like", "empty_like", "rand_like", "randn_like",
            "manual_seed", "generator", "no_grad", "enable_grad", "set_grad_enabled",
            "is_grad_enabled", "autograd", "nn", "cat", "stack", "where", "matmul",
-           "is_tensor", "trace", "value_and_grad", "grad", "Compiled", "TraceError", "minimize"]
+           "is_tensor", "trace", "value_and_grad", "grad", "Compiled", "TraceError", "minimize",
+           "compile_step", "CompiledStep"]

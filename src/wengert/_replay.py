@@ -5,7 +5,7 @@ One call runs a whole evaluation, or a whole optimisation loop, without Python.
 # ruff: noqa: E501
 # Stamped by tools/gen_vm.py: this line changes when _vm.py does, so numba's cache of this
 # file is never older than the interpreter it calls.
-# _vm.py sha256: 327b03a782601c59
+# _vm.py sha256: 600d0835d80b6ea5
 
 import math
 
@@ -328,3 +328,89 @@ def lbfgs(prog, x, g, fval, S, Y, rho, hist, tol, max_iter, c1, c2, it0, path, x
         f = ft
         fval[0] = f
     return MAXITER, max_iter, nfev
+
+
+# ---------------------------------------------------------------- compiled training steps
+# Inputs 0..nparam-1 are the parameters (from ``theta``, the flat parameter storage that
+# the model's Parameter tensors view), the rest the batch; one call does forward, loss,
+# backward and the optimiser's update of ``theta``.
+
+@_jit
+def evaluate_grad_split(code, ints, floats, flags, theta, batch, g, nparam):
+    n = code.shape[0]
+    meta, aux, consts, val, adj, gval = unpack(code, ints, floats)
+    kt = 0
+    kb = 0
+    for j in range(meta[2]):
+        e = meta[3 + j]
+        o = code[e, OFF]
+        sz = code[e, SIZE]
+        if j < nparam:
+            for i in range(sz):
+                val[o + i] = theta[kt + i]
+            kt += sz
+        else:
+            for i in range(sz):
+                val[o + i] = batch[kb + i]
+            kb += sz
+    forward(code, consts, aux, val, flags[n:], 0, n)
+    if not guards_hold(code, meta, val, gval):
+        return np.nan, False
+    adj[:] = 0.0
+    reached = flags[:n]
+    reached[:] = 0
+    out = meta[1]
+    adj[code[out, OFF]] = 1.0
+    reached[out] = 1
+    backward(code, consts, aux, val, adj, reached, flags[n:], n, True)
+    k = 0
+    for j in range(nparam):
+        e = meta[3 + j]
+        o = code[e, OFF]
+        for i in range(code[e, SIZE]):
+            g[k + i] = adj[o + i]
+        k += code[e, SIZE]
+    return val[code[out, OFF]], True
+
+
+@_jit
+def sgd_step(code, ints, floats, flags, theta, batch, g, nparam, lr, momentum, dampening,
+             nesterov, weight_decay, maximize, buf, first):
+    """torch.optim.SGD's update after one evaluation (buf: momentum buffer)."""
+    f, ok = evaluate_grad_split(code, ints, floats, flags, theta, batch, g, nparam)
+    if not ok:
+        return f, False
+    for i in range(theta.size):
+        d = -g[i] if maximize else g[i]
+        if weight_decay != 0.0:
+            d += weight_decay * theta[i]
+        if momentum != 0.0:
+            if first:
+                buf[i] = d
+            else:
+                buf[i] = momentum * buf[i] + (1.0 - dampening) * d
+            d = d + momentum * buf[i] if nesterov else buf[i]
+        theta[i] -= lr * d
+    return f, True
+
+
+@_jit
+def adam_step(code, ints, floats, flags, theta, batch, g, nparam, lr, beta1, beta2, eps,
+              weight_decay, decoupled, maximize, m, v, t):
+    """torch.optim.Adam / AdamW's update (step number t, from 1) after one evaluation."""
+    f, ok = evaluate_grad_split(code, ints, floats, flags, theta, batch, g, nparam)
+    if not ok:
+        return f, False
+    step_size = lr / (1.0 - beta1 ** t)
+    bc2 = math.sqrt(1.0 - beta2 ** t)
+    for i in range(theta.size):
+        d = -g[i] if maximize else g[i]
+        if weight_decay != 0.0:
+            if decoupled:
+                theta[i] *= 1.0 - lr * weight_decay
+            else:
+                d += weight_decay * theta[i]
+        m[i] = beta1 * m[i] + (1.0 - beta1) * d
+        v[i] = beta2 * v[i] + (1.0 - beta2) * d * d
+        theta[i] -= step_size * m[i] / (math.sqrt(v[i]) / bc2 + eps)
+    return f, True

@@ -487,6 +487,8 @@ class Tensor:
 
     def __pow__(self, o: Any) -> Tensor:
         if self._dtype is float64 and (type(o) is float or type(o) is int):
+            if o == 2:  # the same op as square() (PowBackward0 too), without pow()
+                return _fast1(self, _SQUARE, 0.0)
             return _fast1(self, _POW_C, o)
         return _arith(self, o, C.POW, C.POW_C, None, "pow")
 
@@ -962,7 +964,7 @@ def _bufin(tape: Tape, t: Tensor) -> int:
 _wref = weakref.ref
 _ADD_C, _SUB_C, _RSUB_C, _MUL_C, _DIV_C, _RDIV_C, _POW_C, _RPOW_C = (
     C.ADD_C, C.SUB_C, C.RSUB_C, C.MUL_C, C.DIV_C, C.RDIV_C, C.POW_C, C.RPOW_C)
-_ADD, _SUB, _MUL, _DIV = C.ADD, C.SUB, C.MUL, C.DIV
+_ADD, _SUB, _MUL, _DIV, _SQUARE = C.ADD, C.SUB, C.MUL, C.DIV, C.SQUARE
 
 
 def _fast1(x: Tensor, op: int, c0: float, c1: float = 0.0) -> Tensor:
