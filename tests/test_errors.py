@@ -263,8 +263,6 @@ def test_setitem_on_leaf_requiring_grad_outside_no_grad():
     np.testing.assert_array_equal(x.detach().numpy(), [1.0, 2.0])
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: __setitem__ on a leaf that requires grad is "
-                   "refused even under no_grad (PyTorch allows it)")
 def test_setitem_on_leaf_under_no_grad():
     x = torch.tensor([1.0, 2.0], requires_grad=True)
     with torch.no_grad():

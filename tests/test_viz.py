@@ -250,7 +250,7 @@ def test_listing_two_by_two_shapes_and_adjoints():
         "v1 = add_c v0 2   3.1000",
         "v2 = input        (2, 2)  grad [14.4150, 14.4150, 14.4150, 14.4150]  (x1)",
         "v3 = mul v2 v1    (2, 2)  grad [4.6500, 4.6500, 4.6500, 4.6500]      (y)",
-        "v4 = pow_c v3 2   (2, 2)",
+        "v4 = square v3    (2, 2)",
         "v5 = mul_c v4 3   (2, 2)  grad [0.2500, 0.2500, 0.2500, 0.2500]      (z)",
         "v6 = mean v5     28.8300",
     ]

@@ -26,9 +26,7 @@ class _Formatter:
             return
         finite = shown[np.isfinite(shown)]
         nonzero = finite[finite != 0]
-        for v in shown:  # nan and inf print as themselves
-            if not math.isfinite(v):
-                self.width = max(self.width, len(str(v)) if v == v else 3)
+        # As in PyTorch, only nonzero finite values set the width (nan/inf may stick out).
         if nonzero.size == 0:
             return
         absv = np.abs(nonzero)
@@ -111,3 +109,14 @@ def format_array(a: np.ndarray, indent: int = 7) -> str:
         return "[" + sep.join(parts) + "]"
 
     return rec(a, indent)
+
+
+def with_suffixes(body: str, suffixes: list[str], prefix: str = "tensor(") -> str:
+    """PyTorch's rule: a suffix that would pass the line width goes to a new line."""
+    for suffix in suffixes:
+        last_line = len(body) - body.rfind("\n") + 1
+        if last_line + len(suffix) + 2 > LINEWIDTH:
+            body += ",\n" + " " * len(prefix) + suffix
+        else:
+            body += ", " + suffix
+    return prefix + body + ")"

@@ -115,7 +115,8 @@ OPS: list[OpSpec] = [
     OpSpec("rsub_c", 32, UNARY_C, "RsubBackward1", "c0 - x", "-g"),
     OpSpec("mul_c", 33, UNARY_C, "MulBackward0", "x * c0", "g * c0"),
     OpSpec("div_c", 34, UNARY_C, "DivBackward0", "x / c0", "g / c0"),
-    OpSpec("rdiv_c", 35, UNARY_C, "DivBackward0", "c0 / x", "-g * y / x", domain=(0.3, 3.0)),
+    # c / x: PyTorch computes it as x.reciprocal() * c, hence MulBackward0.
+    OpSpec("rdiv_c", 35, UNARY_C, "MulBackward0", "c0 / x", "-g * y / x", domain=(0.3, 3.0)),
     # x ** c: the derivative is 0 where c == 0 (PyTorch masks the 0 * inf there). c == 2 and
     # 3 skip pow(), which is ~20x slower than a multiply (the branch is hoisted from the loop).
     OpSpec("pow_c", 36, UNARY_C, "PowBackward0",
@@ -123,7 +124,7 @@ OPS: list[OpSpec] = [
            "2.0 * g * x if c0 == 2.0 else (3.0 * g * x * x if c0 == 3.0 else "
            "((g * c0 * x ** (c0 - 1.0)) if c0 != 0.0 else 0.0))", domain=(0.3, 3.0),
            test_const=2.5),
-    OpSpec("rpow_c", 37, UNARY_C, "PowBackward1", "c0 ** x", "g * y * math.log(c0)"),
+    OpSpec("rpow_c", 37, UNARY_C, "PowBackward2", "c0 ** x", "g * y * math.log(c0)"),
     OpSpec("lt_c", 40, UNARY_C, "", "1.0 if x < c0 else 0.0", "0.0", differentiable=False),
     OpSpec("le_c", 41, UNARY_C, "", "1.0 if x <= c0 else 0.0", "0.0", differentiable=False),
     OpSpec("gt_c", 42, UNARY_C, "", "1.0 if x > c0 else 0.0", "0.0", differentiable=False),

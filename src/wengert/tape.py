@@ -10,6 +10,7 @@ ARCHITECTURE.md for the life cycle.
 from __future__ import annotations
 
 import heapq
+import threading
 import itertools
 import weakref
 from typing import Any
@@ -27,7 +28,7 @@ _ids = itertools.count(1)
 # current tape, so that a long loop that never calls backward() does not grow one tape
 # for ever; the old tape lives as long as tensors (or a graph) need it.
 SEAL_ENTRIES = 1 << 16
-SEAL_ELEMENTS = 1 << 22
+SEAL_ELEMENTS = 1 << 21
 
 SECOND_BACKWARD = (
     "Trying to backward through the graph a second time (or directly access saved tensors "
@@ -60,7 +61,7 @@ class Tape:
         "id", "gen", "code", "consts", "aux", "top", "n", "n_eval",
         "_code", "_consts", "_aux", "_nc", "_na", "_mcode", "_mconsts", "val", "freed",
         "leaves", "links", "imports", "imp_cache", "names", "tensors", "retained",
-        "exported", "has_dead", "__weakref__",
+        "exported", "has_dead", "flush_at", "owner", "__weakref__",
     )
 
     def __init__(self) -> None:
@@ -92,6 +93,10 @@ class Tape:
         self.retained: dict[int, weakref.ref] = {}  # entry -> tensor with retain_grad()
         self.exported = False  # another tape imported from this one
         self.has_dead = False  # holds an import whose graph an earlier backward freed
+        # Recording that nobody looks at is evaluated once it holds this many elements, so
+        # that a long unevaluated loop keeps a bounded arena (see flush).
+        self.flush_at = SEAL_ELEMENTS
+        self.owner = threading.get_ident()
 
     def __len__(self) -> int:
         return self.n
@@ -111,6 +116,7 @@ class Tape:
         self.tensors.clear()
         self.retained.clear()
         self.has_dead = False
+        self.flush_at = SEAL_ELEMENTS
 
     # ------------------------------------------------------------------ recording
     def entry(self, op: int, i0: int, i1: int, size: int, rg: int,
@@ -121,7 +127,14 @@ class Tape:
         self.consts += (c0, c1)
         self.top += size
         self.n = e + 1
+        if self.top > self.flush_at:
+            self.flush()
         return e
+
+    def flush(self) -> None:
+        """Evaluate what is pending (a large unevaluated recording); may seal the tape."""
+        self.forward()
+        self.flush_at = self.top + SEAL_ELEMENTS
 
     def resize_last(self, size: int) -> None:
         """Change the output size of the entry just recorded (reductions, broadcasts)."""
@@ -255,11 +268,15 @@ class Tape:
             elif t._ptape is self:
                 t._settle()
         self.tensors = keep
+        reusable = not keep and not self.exported
         if STATE.tape is self:
-            if keep or self.exported:
-                STATE.tape = None
-            else:
+            if reusable:
                 self.reset()
+            else:
+                STATE.tape = None
+        elif reusable and STATE.tape is None and self.owner == threading.get_ident():
+            self.reset()  # a sealed tape that nothing needs any more: record on it again
+            STATE.tape = self
 
 
 # ---------------------------------------------------------------------- the engine

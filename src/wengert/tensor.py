@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from . import tape as _tape_mod
-from ._format import format_array
+from ._format import format_array, with_suffixes
 from ._state import STATE
 from .autograd.graph import entry_name, make_node
 from .optable import OPS, UNARY, C
@@ -371,15 +371,15 @@ class Tensor:
 
     def __repr__(self) -> str:
         body = format_array(self._np())
-        suffix = ""
+        suffixes = []
         if self._n == 0:
             body = "[]"
             if self._shape != (0,):
-                suffix += f", size={tuple(self._shape)}"
+                suffixes.append(f"size={tuple(self._shape)}")
         if self._rg:
             gf = self.grad_fn
-            suffix += ", requires_grad=True" if gf is None else f", grad_fn=<{gf.name()}>"
-        return f"tensor({body}{suffix})"
+            suffixes.append("requires_grad=True" if gf is None else f"grad_fn=<{gf.name()}>")
+        return with_suffixes(body, suffixes)
 
     __str__ = __repr__
 
@@ -650,10 +650,12 @@ class Tensor:
                       _reduce(self, C.ARGMIN, dim, keepdim, "argmin", out=int64))
 
     def amax(self, dim: Any = None, keepdim: bool = False) -> Tensor:
-        return _reduce(self, C.MAX, dim, keepdim, "amax")
+        """Largest values (ties share the gradient evenly)."""
+        return _reduce(self, C.MAX, dim, keepdim, "amax", name="AmaxBackward0")
 
     def amin(self, dim: Any = None, keepdim: bool = False) -> Tensor:
-        return _reduce(self, C.MIN, dim, keepdim, "amin")
+        """Smallest values (ties share the gradient evenly)."""
+        return _reduce(self, C.MIN, dim, keepdim, "amin", name="AminBackward0")
 
     def argmax(self, dim: int | None = None, keepdim: bool = False) -> Tensor:
         return _reduce(self, C.ARGMAX, dim, keepdim, "argmax", out=int64)
@@ -778,9 +780,11 @@ class Tensor:
 
     def __setitem__(self, key: Any, value: Any) -> None:
         """Write values in place (only on tensors that do not require grad)."""
-        if self._rg:
-            raise RuntimeError("__setitem__: in-place assignment into a tensor that requires "
-                               "grad is not supported; build a new tensor (e.g. with where).")
+        if self._rg and (STATE.grad_enabled or not self.is_leaf):
+            raise RuntimeError(
+                "__setitem__: in-place assignment into a tensor that requires grad: a leaf "
+                "can be written under wengert.no_grad(); for a non-leaf build a new tensor "
+                "(e.g. with wengert.where or wengert.cat).")
         if self._tape is not None:
             self._materialize()
         elif self._ptape is not None:
@@ -981,6 +985,8 @@ def _fast1(x: Tensor, op: int, c0: float, c1: float = 0.0) -> Tensor:
     tape.consts += (c0, c1)
     tape.top += n
     tape.n = e + 1
+    if tape.top > tape.flush_at:
+        tape.flush()
     t = _new(Tensor)
     t._tape, t._buf, t._entry, t._data, t._shape, t._n, t._dtype, t._rg = (
         tape, e, e, None, x._shape, n, float64, rg)
@@ -1005,6 +1011,8 @@ def _fast2(a: Tensor, b: Tensor, op: int) -> Tensor:
     tape.consts += (0.0, 0.0)
     tape.top += n
     tape.n = e + 1
+    if tape.top > tape.flush_at:
+        tape.flush()
     t = _new(Tensor)
     t._tape, t._buf, t._entry, t._data, t._shape, t._n, t._dtype, t._rg = (
         tape, e, e, None, a._shape, n, float64, rg)
@@ -1099,6 +1107,10 @@ def _arith(a: Tensor, o: Any, op: int, op_c: int | None, _unused: Any, opname: s
     elif not isinstance(o, Tensor):
         o = _as_tensor(o)
     dt = out or _result_dtype(a._dtype, o._dtype)
+    if a._dtype == bool_ and o._dtype == bool_ and op in (C.ADD, C.MUL):
+        # bool + bool is "or", bool * bool is "and" (PyTorch keeps bool)
+        return _record_binary(C.LOGICAL_OR if op == C.ADD else C.LOGICAL_AND, a, o, opname,
+                              bool_, rg=False)
     if op == C.POW and dt == int64 and bool((o._values() < 0).any()):
         raise RuntimeError("pow: integers to negative integer powers are not allowed")
     name = BY_CODE_NAME[op]
@@ -1122,8 +1134,12 @@ def _compare(a: Tensor, o: Any, op: int, op_c: int | None, _rev: Any) -> Tensor:
     return _record_binary(op, a, o, "compare", bool_, rg=False)
 
 
+# Reductions along a dim are the "1" overloads in PyTorch's naming.
+_DIM_NAMES = {C.SUM: "SumBackward1", C.MEAN: "MeanBackward1", C.PROD: "ProdBackward1"}
+
+
 def _reduce(x: Tensor, op: int, dim: Any, keepdim: bool, opname: str,
-            out: np.dtype | None = None) -> Tensor:
+            out: np.dtype | None = None, name: str = "") -> Tensor:
     dtype = out or (x._dtype if x._dtype == float64 else int64)
     rg = x._rg and STATE.grad_enabled and dtype == float64 and op not in (C.ARGMAX, C.ARGMIN)
     shape = x._shape
@@ -1131,7 +1147,7 @@ def _reduce(x: Tensor, op: int, dim: Any, keepdim: bool, opname: str,
         if x._n == 0 and op in (C.MAX, C.MIN, C.ARGMAX, C.ARGMIN, C.MAX_DIM, C.MIN_DIM):
             raise RuntimeError(f"{opname}(): expected a non-empty tensor")
         layout = (1, x._n, 1)
-        t = _record_unary(op, x, aux=layout, dtype=dtype, rg=rg, shape=(), name="")
+        t = _record_unary(op, x, aux=layout, dtype=dtype, rg=rg, shape=(), name=name)
         _set_size(t, 1)
         if keepdim:
             t = t.reshape((1,) * len(shape))
@@ -1151,7 +1167,7 @@ def _reduce(x: Tensor, op: int, dim: Any, keepdim: bool, opname: str,
         shape = shape[:d] + ((1,) if keepdim else ()) + shape[d + 1:]
         last = k == len(dims) - 1
         t = _record_unary(op, t, aux=(outer, n, inner), dtype=dtype, rg=rg, shape=shape,
-                          name="" if last else None)
+                          name=(name or _DIM_NAMES.get(op, "")) if last else None)
         _set_size(t, outer * inner)
     return t
 
