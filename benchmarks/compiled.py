@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import argparse
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 from numba import njit
@@ -173,10 +173,10 @@ def main() -> None:
         evg = wengert.value_and_grad(ext_rosen)
         evg(x)
         number = max(1, 200_000 // n)
-        t_w = best(lambda: evg(x), rep, number)
+        t_w = best(lambda evg=evg, x=x: evg(x), rep, number)
         print(f"  n = {n}")
         print(row("  wengert.value_and_grad (replay)", t_w, t_w))
-        print(row("  numpy, vectorised analytic gradient", best(lambda: ext_rosen_numpy_vg(x),
+        print(row("  numpy, vectorised analytic gradient", best(lambda x=x: ext_rosen_numpy_vg(x),
                                                                rep, number), t_w))
         if torch is not None:
             def tvg(x=x):
@@ -189,7 +189,8 @@ def main() -> None:
             jf = jax.jit(jax.value_and_grad(ext_rosen))
             jx = jnp.asarray(x)
             jf(jx)[0].block_until_ready()
-            print(row("  jax.jit(value_and_grad)", best(lambda: jf(jx)[0].block_until_ready(),
+            print(row("  jax.jit(value_and_grad)", best(lambda jf=jf, jx=jx: jf(jx)[0]
+                                                       .block_until_ready(),
                                                        rep, number), t_w))
         print(row("  wengert first call (trace)", t_first, None, "ms"))
 

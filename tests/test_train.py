@@ -60,7 +60,7 @@ def test_minibatches_of_one_shape_share_a_trace_and_grads_are_views():
     x, y = data(n=64)
     model = make_model()
     step = wengert.compile_step(model, nn.MSELoss(), optim.SGD(model.parameters(), lr=0.05))
-    for epoch in range(3):
+    for _epoch in range(3):
         for i in range(0, 64, 16):
             step(x[i: i + 16], y[i: i + 16])
     assert step.n_traces == 1

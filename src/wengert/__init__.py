@@ -52,10 +52,10 @@ from .creation import (
 from .listing import tape_listing as tape_listing
 from .optable import OPS, UNARY
 from .optimize import minimize
-from .train import CompiledStep, compile_step
 from .serialization import load as load
 from .serialization import save as save
 from .tensor import Size, Tensor, cat, matmul, stack, where
+from .train import CompiledStep, compile_step
 
 __version__ = "0.1.0"
 

@@ -10,8 +10,8 @@ ARCHITECTURE.md for the life cycle.
 from __future__ import annotations
 
 import heapq
-import threading
 import itertools
+import threading
 import weakref
 from typing import Any
 

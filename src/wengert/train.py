@@ -3,7 +3,8 @@ update) traced once and replayed as one numba call per batch."""
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
