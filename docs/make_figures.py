@@ -47,17 +47,20 @@ def rosenbrock_paths(max_iter: int = 1000) -> dict:
 def rosenbrock_figure(results: dict) -> plt.Figure:
     """All paths on one set of axes; the contours are drawn once, by the first call."""
     fig, ax = plt.subplots(figsize=(6.4, 4.6))
-    levels = [0.01, 0.05, 0.2, 0.5, 1, 2, 4, 8, 15, 25]
+    levels = [0.05, 0.2, 0.5, 1, 2, 4, 8, 15, 25]
     for k, (m, r) in enumerate(results.items()):
         color = RUNS[m][1]
         viz.plot_path(rosenbrock, r.path, ax=ax, xlim=XLIM, ylim=YLIM, grid=200,
-                      levels=levels if k == 0 else [], cmap="Greys", color=color,
+                      levels=levels if k == 0 else [], cmap="viridis", color=color,
                       marker="." if m != "gd" else "", labels=False)
         ax.lines[-1].set_label(f"{m}: {r.nit} iterations, f = {r.fun:.1e}")
+        if k == 0:  # fade the contour lines and their labels behind the paths
+            for artist in [*ax.collections, *ax.texts]:
+                artist.set_alpha(0.45)
     ax.plot(*X0, "o", color="tab:green", markersize=7, label="start (-1, 1)")
     ax.plot(1, 1, "*", color="gold", markeredgecolor="black", markersize=14,
             label="minimum (1, 1)")
-    ax.legend(loc="lower right", fontsize=8, framealpha=0.9)
+    ax.legend(loc="lower left", fontsize=8, framealpha=0.9)
     ax.set_title("wengert.minimize on Rosenbrock (a = 1, b = 5)")
     fig.tight_layout()
     return fig

@@ -14,9 +14,11 @@ import wengert
 from wengert.optable import BINARY, LEAF, OPS, STRUCT, UNARY, UNARY_C
 from wengert.tensor import _record_binary, _record_unary, float64
 
-UNARY_SHAPES = [(), (3,), (2, 3)]
+# Operands longer than _vm.SHORT (8) run the vectorised *_v kernels, shorter ones *_s.
+UNARY_SHAPES = [(), (3,), (2, 3), (17,)]
 BINARY_SHAPES = [((), ()), ((3,), (3,)), ((2, 3), (2, 3)), ((2, 3), ()), ((), (4,)),
-                 ((2, 1), (1, 3)), ((4, 3), (3,)), ((3, 1), (3, 4))]
+                 ((2, 1), (1, 3)), ((4, 3), (3,)), ((3, 1), (3, 4)),
+                 ((17,), (17,)), ((17,), ()), ((), (17,)), ((3, 6), (6,))]
 
 
 def _sample(shape: tuple, domain: tuple, rng: np.random.Generator) -> np.ndarray:
@@ -98,7 +100,7 @@ def test_elementwise_forward_matches_numpy(spec):
     rng = np.random.default_rng(1)
     ref = NUMPY_REF[spec.name]
     if spec.family in (UNARY, UNARY_C):
-        x = _sample((2, 5), spec.domain, rng)
+        x = _sample((2, 15), spec.domain, rng)  # long rows: the *_v kernels too
         x[0, 0] = 1.5  # hit the equality branch of comparisons
         if spec.family == UNARY_C:
             got = _record_unary(spec.code, wengert.tensor(x), 2.5 if spec.name == "pow_c"
@@ -109,8 +111,8 @@ def test_elementwise_forward_matches_numpy(spec):
             got = _record_unary(spec.code, wengert.tensor(x), c0, c1)
             want = ref(x)
     else:
-        x = _sample((2, 5), spec.domain, rng)
-        y = _sample((5,), spec.domain, rng)
+        x = _sample((2, 15), spec.domain, rng)
+        y = _sample((15,), spec.domain, rng)
         y[0] = x[0, 0]
         got = _record_binary(spec.code, wengert.tensor(x), wengert.tensor(y), spec.name,
                              float64)

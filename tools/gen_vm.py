@@ -44,38 +44,95 @@ def _tree(ops: list, body, depth: int = 1) -> str:
             + f"{pad}else:\n" + _tree(ops[mid:], body, depth + 1))
 
 
+def _small(unary: list, binary: list) -> list[str]:
+    """Kernels for short operands: offset indexing, cheapest to enter (scalars)."""
+    out = ["\n\n@_jit\ndef _unary_fwd_s(op, val, a, o, n, c0, c1):\n",
+           '    """y = f(x, c0, c1) over n elements (short n)."""\n',
+           _tree(unary, lambda op: [
+               "for i in range(n):", "    x = val[a + i]", f"    val[o + i] = {op.fwd}"]),
+           "\n\n@_jit\ndef _unary_bwd_s(op, val, adj, a, o, n, c0, c1):\n",
+           '    """adj[x] += vjp(x, y, g, c0, c1) over n elements (short n)."""\n',
+           _tree(unary, lambda op: [
+               "for i in range(n):", "    x = val[a + i]", "    y = val[o + i]",
+               "    g = adj[o + i]", f"    adj[a + i] += {op.bwd}"]),
+           "\n\n@_jit\ndef _binary_fwd_s(op, val, a, sa, b, sb, o, n):\n",
+           '    """z = f(x, y) (short n); sa/sb are 1, or 0 for a broadcast operand."""\n',
+           _tree(binary, lambda op: [
+               "for i in range(n):", "    x = val[a + i * sa]", "    y = val[b + i * sb]",
+               f"    val[o + i] = {op.fwd}"]),
+           "\n\n@_jit\ndef _binary_bwd_s(op, val, adj, a, sa, ra, b, sb, rb, o, n):\n",
+           '    """adj[x] += gx, adj[y] += gy (short n)."""\n',
+           _tree(binary, lambda op: [
+               "for i in range(n):", "    x = val[a + i * sa]", "    y = val[b + i * sb]",
+               "    z = val[o + i]", "    g = adj[o + i]",
+               "    if ra:", f"        adj[a + i * sa] += {op.bwd[0]}",
+               "    if rb:", f"        adj[b + i * sb] += {op.bwd[1]}"])]
+    return out
+
+
 def generate() -> str:
     t = _load_table()
     digest = hashlib.sha256((PKG / "optable.py").read_bytes()).hexdigest()[:16]
     unary = sorted((o for o in t.OPS if o.family in (t.UNARY, t.UNARY_C)), key=lambda o: o.code)
     binary = sorted((o for o in t.OPS if o.family in (t.BINARY, t.COMPARE)),
                     key=lambda o: o.code)
-    out = [BEGIN, f"# optable.py sha256: {digest}\n\n"]
+    out = [BEGIN, f"# optable.py sha256: {digest}\n"]
+    out.append("# Two kernel sets. *_s: offset indexing, cheapest for scalars and short\n"
+               "# operands. *_v: loops over slice views: numba checks a signed index like\n"
+               "# val[a + i] for wraparound, which keeps LLVM from vectorising (6x slower on\n"
+               "# long arrays); views cost a few ns to make, so they serve long operands.\n")
+    out += _small(unary, binary)
 
-    out.append("\n@_jit\ndef _unary_fwd(op, val, a, o, n, c0, c1):\n")
-    out.append('    """y = f(x, c0, c1) over n elements: one loop per opcode."""\n')
+    out.append("\n\n@_jit\ndef _unary_fwd_v(op, val, a, o, n, c0, c1):\n")
+    out.append('    """y = f(x, c0, c1) over n elements (long n)."""\n')
+    out.append("    xs = val[a: a + n]\n    ys = val[o: o + n]\n")
     out.append(_tree(unary, lambda op: [
-        "for i in range(n):", "    x = val[a + i]", f"    val[o + i] = {op.fwd}"]))
+        "for i in range(n):", "    x = xs[i]", f"    ys[i] = {op.fwd}"]))
 
-    out.append("\n\n@_jit\ndef _unary_bwd(op, val, adj, a, o, n, c0, c1):\n")
-    out.append('    """adj[x] += vjp(x, y, g, c0, c1) over n elements."""\n')
+    out.append("\n\n@_jit\ndef _unary_bwd_v(op, val, adj, a, o, n, c0, c1):\n")
+    out.append('    """adj[x] += vjp(x, y, g, c0, c1) over n elements (long n)."""\n')
+    out.append("    xs = val[a: a + n]\n    ys = val[o: o + n]\n"
+               "    gs = adj[o: o + n]\n    gx = adj[a: a + n]\n")
     out.append(_tree(unary, lambda op: [
-        "for i in range(n):", "    x = val[a + i]", "    y = val[o + i]", "    g = adj[o + i]",
-        f"    adj[a + i] += {op.bwd}"]))
+        "for i in range(n):", "    x = xs[i]", "    y = ys[i]", "    g = gs[i]",
+        f"    gx[i] += {op.bwd}"]))
 
-    out.append("\n\n@_jit\ndef _binary_fwd(op, val, a, sa, b, sb, o, n):\n")
-    out.append('    """z = f(x, y); sa/sb are 1, or 0 for an operand of size 1."""\n')
+    out.append("\n\n@_jit\ndef _binary_fwd_v(op, val, a, sa, b, sb, o, n):\n")
+    out.append('    """z = f(x, y) (long n); sa/sb are 1, or 0 for a broadcast operand."""\n')
+    out.append("    xs = val[a: a + (n if sa else 1)]\n    ys = val[b: b + (n if sb else 1)]\n"
+               "    zs = val[o: o + n]\n")
     out.append(_tree(binary, lambda op: [
-        "for i in range(n):", "    x = val[a + i * sa]", "    y = val[b + i * sb]",
-        f"    val[o + i] = {op.fwd}"]))
+        "if sa and sb:",
+        "    for i in range(n):", "        x = xs[i]", "        y = ys[i]",
+        f"        zs[i] = {op.fwd}",
+        "elif sa:",
+        "    y = ys[0]", "    for i in range(n):", "        x = xs[i]", f"        zs[i] = {op.fwd}",
+        "else:",
+        "    x = xs[0]", "    for i in range(n):", "        y = ys[i]", f"        zs[i] = {op.fwd}"]))
 
-    out.append("\n\n@_jit\ndef _binary_bwd(op, val, adj, a, sa, ra, b, sb, rb, o, n):\n")
-    out.append('    """adj[x] += gx, adj[y] += gy where ra/rb say the operand wants it."""\n')
+    out.append("\n\n@_jit\ndef _binary_bwd_v(op, val, adj, a, sa, ra, b, sb, rb, o, n):\n")
+    out.append('    """adj[x] += gx, adj[y] += gy (long n); a broadcast operand gets the sum."""\n')
+    out.append("    xs = val[a: a + (n if sa else 1)]\n    ys = val[b: b + (n if sb else 1)]\n"
+               "    zs = val[o: o + n]\n    gs = adj[o: o + n]\n"
+               "    gxs = adj[a: a + (n if sa else 1)]\n    gys = adj[b: b + (n if sb else 1)]\n")
     out.append(_tree(binary, lambda op: [
-        "for i in range(n):", "    x = val[a + i * sa]", "    y = val[b + i * sb]",
-        "    z = val[o + i]", "    g = adj[o + i]",
-        "    if ra:", f"        adj[a + i * sa] += {op.bwd[0]}",
-        "    if rb:", f"        adj[b + i * sb] += {op.bwd[1]}"]))
+        "if sa and sb:",
+        "    for i in range(n):", "        x = xs[i]", "        y = ys[i]", "        z = zs[i]",
+        "        g = gs[i]",
+        "        if ra:", f"            gxs[i] += {op.bwd[0]}",
+        "        if rb:", f"            gys[i] += {op.bwd[1]}",
+        "elif sa:",
+        "    y = ys[0]", "    acc = 0.0", "    for i in range(n):", "        x = xs[i]",
+        "        z = zs[i]", "        g = gs[i]",
+        "        if ra:", f"            gxs[i] += {op.bwd[0]}",
+        "        if rb:", f"            acc += {op.bwd[1]}",
+        "    if rb:", "        gys[0] += acc",
+        "else:",
+        "    x = xs[0]", "    acc = 0.0", "    for i in range(n):", "        y = ys[i]",
+        "        z = zs[i]", "        g = gs[i]",
+        "        if ra:", f"            acc += {op.bwd[0]}",
+        "        if rb:", f"            gys[i] += {op.bwd[1]}",
+        "    if ra:", "        gxs[0] += acc"]))
     out.append("\n\n" + END)
     return "".join(out)
 
