@@ -6,7 +6,10 @@ of squared errors, and the weights move by 1e-4 times their gradient for 200 epo
 ``loss.backward()`` computes every gradient; the updates happen under
 ``wengert.no_grad()`` and each ``.grad`` is zeroed afterwards, as gradients accumulate.
 The loss is printed every 10 epochs, and the same training is replayed with numpy and
-hand-derived backpropagation to show that autograd's gradients are the same.
+hand-derived backpropagation to show that autograd's gradients are the same. Then the same
+network is trained two more ways (see ``simple_network_nn.py``): with ``nn.Sequential`` and
+``optim.SGD``, and with ``wengert.compile_step`` (one numba call per epoch); all three print
+the same losses, and each prints its time per epoch.
 
 Run it with::
 
@@ -15,11 +18,16 @@ Run it with::
 
 from __future__ import annotations
 
+import sys
+import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
 import wengert
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # for simple_network_nn
 
 D_IN, D_HIDDEN, D_OUT, N = 3, 32, 1, 100
 LEARNING_RATE = 1e-4
@@ -106,16 +114,36 @@ def train_numpy(x: np.ndarray, y: np.ndarray,
 
 
 def main() -> NetworkResult:
-    """Train, then replay the training with numpy and compare."""
+    """Train by hand, replay with numpy, then with nn/optim and with a compiled step."""
     x, y = make_data()
     params = init_weights()
     start = [p.detach().numpy().copy() for p in params]
+    (x.mm(params[0]).sum() * 0).backward()  # warm up: load numba's compiled sweeps
+    for p in params:
+        p.grad = None
+    print("1. by hand: autograd gradients, updates under no_grad")
+    t0 = time.perf_counter()
     losses = train(x, y, params)
+    t_hand = (time.perf_counter() - t0) / EPOCHS
 
     np_losses, np_params = train_numpy(x.numpy(), y.numpy(), start)
     diff = max(float(np.abs(p.detach().numpy() - q).max()) for p, q in zip(params, np_params))
     print(f"\nnumpy replay: final loss {np_losses[-1][1]:.4f}, "
           f"largest weight difference {diff:.2e}")
+
+    import simple_network_nn as with_nn  # the sibling script
+
+    timings = {"by hand": t_hand}
+    for label, trainer in (("2. nn.Sequential + optim.SGD", with_nn.train),
+                           ("3. wengert.compile_step", with_nn.train_compiled)):
+        print(f"\n{label}")
+        x, y = with_nn.make_data()  # same seed: same data and starting weights
+        model = with_nn.make_model("seed")
+        t0 = time.perf_counter()
+        trainer(model, x, y)
+        timings[label[3:]] = (time.perf_counter() - t0) / EPOCHS
+    print("\ntime per epoch (the compiled step's includes its first call, the trace): "
+          + ", ".join(f"{k} {v * 1e6:.0f} us" for k, v in timings.items()))
     return NetworkResult(losses, np_losses, diff)
 
 

@@ -67,11 +67,30 @@ def train(model: nn.Module, x: wengert.Tensor, y: wengert.Tensor,
     return losses
 
 
-def main(init: str = "seed") -> list[tuple[int, float]]:
+def train_compiled(model: nn.Module, x: wengert.Tensor, y: wengert.Tensor,
+                   verbose: bool = True) -> list[tuple[int, float]]:
+    """The same training as ``train``, each step one numba call (``wengert.compile_step``).
+
+    The step returns the loss before its update, like ``loss.item()`` in the eager loop.
+    """
+    opt = wengert.optim.SGD(model.parameters(), lr=LEARNING_RATE)
+    step = wengert.compile_step(model, lambda out, target: F.mse_loss(out, target,
+                                                                      reduction="sum"), opt)
+    losses = []
+    for t in range(1, EPOCHS + 1):
+        loss = step(x, y)
+        if t % 10 == 0:
+            losses.append((t, loss))
+            if verbose:
+                print(f"Epoch: {t:4d}   Loss: {loss:.4f}")
+    return losses
+
+
+def main(init: str = "seed", compiled: bool = False) -> list[tuple[int, float]]:
     x, y = make_data()
     model = make_model(init)
     print(model)
-    return train(model, x, y)
+    return (train_compiled if compiled else train)(model, x, y)
 
 
 if __name__ == "__main__":

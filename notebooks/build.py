@@ -293,8 +293,9 @@ print(f"{'':<26}{'time':>10}{'vs eager':>10}")
 for name, t in timings.items():
     print(f"{name:<26}{t * 1e3:7.2f} ms{reference / t:9.1f}x")"""),
     ("md", """\
-Times vary from machine to machine; the ratio is what to look at. Most of the remaining
-cost of `minimize` is the one-off trace of `rosenbrock`.
+Times vary from machine to machine; the ratios are what to look at. Each `minimize`
+call traces `rosenbrock` anew, which costs roughly as much as a hundred replayed steps;
+the rest is the loop running in numba.
 
 ## With SciPy
 
@@ -649,7 +650,7 @@ for name, table in (("eager.py", eager), ("compiled.py", compiled)):
     print(name, {section: len(rows) for section, rows in table.items()})"""),
     ("md", """\
 For each comparison: how many times longer the other implementation takes than
-wengert's (above 1: wengert is faster)."""),
+wengert's row named in brackets (above 1: wengert is faster)."""),
     ("code", """\
 # (what is compared, parsed table, section, wengert's row, [other rows])
 COMPARISONS = [
@@ -677,23 +678,28 @@ for what, table, section, ours, others in COMPARISONS:
     if ours not in rows:
         print(f"missing: {section} {ours!r}")
         continue
+    print(f"{what}   (wengert: {ours.split(': ')[-1]}, {rows[ours] * 1e6:.2f} us)")
     for other in others:
         if other in rows:
-            bars.append((f"{what}: {other.split(': ')[-1]}", rows[other] / rows[ours]))
-for label, ratio in bars:
-    print(f"{label:<65}{ratio:9.2f}x")"""),
+            other_name = other.split(": ")[-1]
+            bars.append((f"{what}: {other_name}", rows[other] / rows[ours]))
+            print(f"    {other_name:<45}{bars[-1][1]:9.3g}x")"""),
     ("code", """\
 fig, ax = plt.subplots(figsize=(8, 0.32 * len(bars) + 1))
 labels, ratios = zip(*bars)
 ypos = np.arange(len(bars))[::-1]
-ax.barh(ypos, ratios, color=["tab:green" if r >= 1 else "tab:orange" for r in ratios])
+# bars grow from 1 (equal times): right when wengert is faster, left when it is slower
+ax.barh(ypos, [r - 1 for r in ratios], left=1,
+        color=["tab:green" if r >= 1 else "tab:orange" for r in ratios])
 ax.axvline(1.0, color="black", linewidth=0.8)
 ax.set_xscale("log")
+ax.set_xlim(min(min(ratios), 1) / 5, max(max(ratios), 1) * 5)  # room for the numbers
 ax.set_yticks(ypos, labels, fontsize=8)
 ax.set_xlabel("time of the other implementation / time of wengert (log scale)")
 ax.set_title("green: wengert faster, orange: the other is faster", fontsize=9)
 for y, r in zip(ypos, ratios):
-    ax.annotate(f"{r:.2g}x", (r, y), xytext=(3, 0), textcoords="offset points",
+    ax.annotate(f"{r:.3g}x", (r, y), xytext=(3 if r >= 1 else -3, 0),
+                textcoords="offset points", ha="left" if r >= 1 else "right",
                 va="center", fontsize=7)
 show(fig)"""),
     ("md", """\
