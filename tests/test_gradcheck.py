@@ -153,3 +153,33 @@ def test_pow_const_every_branch(c):
     x = rng.uniform(0.3, 2.0, size=(2, 3))
     check(lambda t: _record_unary(wengert.optable.C.POW_C, t, c), [x])
     check(lambda t: t ** c, [x])
+
+
+def test_flushes_between_ops_keep_results_exact(monkeypatch):
+    # A tape evaluates pending work once it holds SEAL_ELEMENTS more elements (and then
+    # stops being the current tape); a flush must never split an op from the resize of its
+    # output (slices, reductions). With a tiny threshold every op flushes and seals, so the
+    # gradient also crosses tapes through links: regression test.
+    import wengert.tape as tape_mod
+    from wengert._state import STATE
+
+    def ext(x):
+        return (100 * (x[1:] - x[:-1] ** 2) ** 2 + (1 - x[:-1]) ** 2).sum()
+
+    xv = np.linspace(-1.0, 1.0, 50)
+    d, e = xv[1:] - xv[:-1] ** 2, 1 - xv[:-1]
+    want = np.zeros_like(xv)
+    want[:-1] = -400 * xv[:-1] * d - 2 * e
+    want[1:] += 200 * d
+    monkeypatch.setattr(tape_mod, "SEAL_ELEMENTS", 10)
+    saved = STATE.tape
+    try:
+        STATE.tape = tape_mod.Tape()
+        x = wengert.tensor(xv, requires_grad=True)
+        y = ext(x)
+        y.backward()
+        np.testing.assert_allclose(x.grad.numpy(), want, rtol=1e-12, atol=1e-9)
+        assert y.item() == pytest.approx(float(np.sum(100 * d * d + e * e)), rel=1e-13)
+        np.testing.assert_allclose(wengert.grad(ext)(xv), want, rtol=1e-12, atol=1e-9)
+    finally:
+        STATE.tape = saved

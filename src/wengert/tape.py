@@ -122,13 +122,15 @@ class Tape:
     def entry(self, op: int, i0: int, i1: int, size: int, rg: int,
               c0: float = 0.0, c1: float = 0.0, aux: int = -1) -> int:
         """Append one entry writing ``size`` new elements; return its index."""
+        if self.top > self.flush_at:
+            # Before appending: the previous op is complete (callers may still resize the
+            # entry they just recorded, so a flush must never run between the two).
+            self.flush()
         e = self.n
         self.code += (op, i0, i1, aux, self.top, size, rg)
         self.consts += (c0, c1)
         self.top += size
         self.n = e + 1
-        if self.top > self.flush_at:
-            self.flush()
         return e
 
     def flush(self) -> None:

@@ -977,6 +977,9 @@ def _fast1(x: Tensor, op: int, c0: float, c1: float = 0.0) -> Tensor:
     tape = st.tape
     if tape is None:
         tape = st.tape = Tape()
+    elif tape.top > tape.flush_at:  # see Tape.entry
+        tape.flush()
+        tape = st.tape or _tape()
     b = x._buf if x._tape is tape else tape.import_tensor(x)
     rg = x._rg and st.grad_enabled
     n = x._n
@@ -985,8 +988,6 @@ def _fast1(x: Tensor, op: int, c0: float, c1: float = 0.0) -> Tensor:
     tape.consts += (c0, c1)
     tape.top += n
     tape.n = e + 1
-    if tape.top > tape.flush_at:
-        tape.flush()
     t = _new(Tensor)
     t._tape, t._buf, t._entry, t._data, t._shape, t._n, t._dtype, t._rg = (
         tape, e, e, None, x._shape, n, float64, rg)
@@ -1002,6 +1003,9 @@ def _fast2(a: Tensor, b: Tensor, op: int) -> Tensor:
     tape = st.tape
     if tape is None:
         tape = st.tape = Tape()
+    elif tape.top > tape.flush_at:  # see Tape.entry
+        tape.flush()
+        tape = st.tape or _tape()
     ia = a._buf if a._tape is tape else tape.import_tensor(a)
     ib = b._buf if b._tape is tape else tape.import_tensor(b)
     rg = (a._rg or b._rg) and st.grad_enabled
@@ -1011,8 +1015,6 @@ def _fast2(a: Tensor, b: Tensor, op: int) -> Tensor:
     tape.consts += (0.0, 0.0)
     tape.top += n
     tape.n = e + 1
-    if tape.top > tape.flush_at:
-        tape.flush()
     t = _new(Tensor)
     t._tape, t._buf, t._entry, t._data, t._shape, t._n, t._dtype, t._rg = (
         tape, e, e, None, a._shape, n, float64, rg)
