@@ -183,3 +183,21 @@ def test_flushes_between_ops_keep_results_exact(monkeypatch):
         np.testing.assert_allclose(wengert.grad(ext)(xv), want, rtol=1e-12, atol=1e-9)
     finally:
         STATE.tape = saved
+
+
+@pytest.mark.parametrize("shapes", [((20, 30), (30, 25)), ((40, 30), (30,)), ((30,), (30, 40)),
+                                    ((70, 70), (70,))], ids=str)
+def test_matmul_blas_sizes(shapes):
+    # Products of at least _vm.BLAS_MIN multiply-adds go through BLAS: values and gradients.
+    rng = np.random.default_rng(3)
+    a, b = (rng.standard_normal(s) for s in shapes)
+    ta, tb = wengert.tensor(a, requires_grad=True), wengert.tensor(b, requires_grad=True)
+    out = ta @ tb
+    np.testing.assert_allclose(out.detach().numpy(), a @ b, rtol=1e-12, atol=1e-12)
+    w = rng.standard_normal(out.shape)
+    (out * wengert.tensor(w)).sum().backward()
+    wa = w if w.ndim == 2 else (w[:, None] if a.ndim == 2 else w[None, :])
+    a2 = a if a.ndim == 2 else a[None, :]
+    b2 = b if b.ndim == 2 else b[:, None]
+    np.testing.assert_allclose(ta.grad.numpy(), (wa @ b2.T).reshape(a.shape), rtol=1e-10)
+    np.testing.assert_allclose(tb.grad.numpy(), (a2.T @ wa).reshape(b.shape), rtol=1e-10)

@@ -22,8 +22,9 @@ def _load_build():
 
 
 def test_there_are_notebooks():
-    assert [p.name for p in PATHS] == ["01_autograd_basics.ipynb", "03_gradient_descent_3d.ipynb",
-                                       "04_regression_lab.ipynb", "05_simple_network.ipynb"]
+    assert [p.name for p in PATHS] == ["01_autograd_basics.ipynb", "02_rosenbrock.ipynb",
+                                       "03_gradient_descent_3d.ipynb", "04_regression_lab.ipynb",
+                                       "05_simple_network.ipynb", "06_benchmarks.ipynb"]
 
 
 def test_notebooks_match_their_generator():

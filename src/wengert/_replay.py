@@ -5,7 +5,7 @@ One call runs a whole evaluation, or a whole optimisation loop, without Python.
 # ruff: noqa: E501
 # Stamped by tools/gen_vm.py: this line changes when _vm.py does, so numba's cache of this
 # file is never older than the interpreter it calls.
-# _vm.py sha256: 4955a946f8143191
+# _vm.py sha256: 87c9f82f0960b326
 
 import math
 
@@ -57,10 +57,8 @@ def guards_hold(code, meta, val, gval):
 
 
 @_jit
-def evaluate(code, ints, floats, flags, x):
-    """f(x); the second result is False when a guard does not hold (another path)."""
+def _value(code, meta, aux, consts, val, gval, flags, x):
     n = code.shape[0]
-    meta, aux, consts, val, adj, gval = unpack(code, ints, floats)
     set_inputs(code, meta, val, x)
     forward(code, consts, aux, val, flags[n:], 0, n)
     if not guards_hold(code, meta, val, gval):
@@ -69,13 +67,11 @@ def evaluate(code, ints, floats, flags, x):
 
 
 @_jit
-def evaluate_grad(code, ints, floats, flags, x, g):
-    """f(x) and its gradient into g (flat, like x)."""
+def _value_grad(code, meta, aux, consts, val, adj, gval, flags, x, g):
     n = code.shape[0]
-    f, ok = evaluate(code, ints, floats, flags, x)
+    f, ok = _value(code, meta, aux, consts, val, gval, flags, x)
     if not ok:
         return f, False
-    meta, aux, consts, val, adj, gval = unpack(code, ints, floats)
     adj[:] = 0.0
     reached = flags[:n]
     reached[:] = 0
@@ -91,6 +87,20 @@ def evaluate_grad(code, ints, floats, flags, x, g):
             g[k + i] = adj[o + i]
         k += code[e, SIZE]
     return f, True
+
+
+@_jit
+def evaluate(code, ints, floats, flags, x):
+    """f(x); the second result is False when a guard does not hold (another path)."""
+    meta, aux, consts, val, adj, gval = unpack(code, ints, floats)
+    return _value(code, meta, aux, consts, val, gval, flags, x)
+
+
+@_jit
+def evaluate_grad(code, ints, floats, flags, x, g):
+    """f(x) and its gradient into g (flat, like x)."""
+    meta, aux, consts, val, adj, gval = unpack(code, ints, floats)
+    return _value_grad(code, meta, aux, consts, val, adj, gval, flags, x, g)
 
 
 # ---------------------------------------------------------------- optimisers
@@ -116,9 +126,10 @@ def _maxabs(g):
 def gd(prog, x, g, fval, lr, tol, max_iter, it0, path, xfail):
     """Fixed-step gradient descent; stops when max |g| < tol (as in the seed) or at max_iter."""
     code, ints, floats, flags = prog
+    meta, aux, consts, val, adj, gval = unpack(code, ints, floats)
     nfev = 0
     for it in range(it0, max_iter):
-        f, ok = evaluate_grad(code, ints, floats, flags, x, g)
+        f, ok = _value_grad(code, meta, aux, consts, val, adj, gval, flags, x, g)
         nfev += 1
         if not ok:
             xfail[:] = x
@@ -137,9 +148,10 @@ def gd(prog, x, g, fval, lr, tol, max_iter, it0, path, xfail):
 def momentum(prog, x, g, fval, v, lr, mu, nesterov, tol, max_iter, it0, path, xfail):
     """Heavy ball (v = mu v + g; x -= lr v) or Nesterov (x -= lr (g + mu v)), as torch.optim.SGD."""
     code, ints, floats, flags = prog
+    meta, aux, consts, val, adj, gval = unpack(code, ints, floats)
     nfev = 0
     for it in range(it0, max_iter):
-        f, ok = evaluate_grad(code, ints, floats, flags, x, g)
+        f, ok = _value_grad(code, meta, aux, consts, val, adj, gval, flags, x, g)
         nfev += 1
         if not ok:
             xfail[:] = x
@@ -159,9 +171,10 @@ def momentum(prog, x, g, fval, v, lr, mu, nesterov, tol, max_iter, it0, path, xf
 def adam(prog, x, g, fval, m, v, lr, b1, b2, eps, tol, max_iter, it0, path, xfail):
     """Adam with bias correction (torch.optim.Adam's update)."""
     code, ints, floats, flags = prog
+    meta, aux, consts, val, adj, gval = unpack(code, ints, floats)
     nfev = 0
     for it in range(it0, max_iter):
-        f, ok = evaluate_grad(code, ints, floats, flags, x, g)
+        f, ok = _value_grad(code, meta, aux, consts, val, adj, gval, flags, x, g)
         nfev += 1
         if not ok:
             xfail[:] = x
@@ -198,6 +211,7 @@ def lbfgs(prog, x, g, fval, S, Y, rho, hist, tol, max_iter, c1, c2, it0, path, x
     cubic interpolation).
     """
     code, ints, floats, flags = prog
+    meta, aux, consts, val, adj, gval = unpack(code, ints, floats)
     mem = S.shape[0]
     n = x.size
     nfev = 0
@@ -206,7 +220,7 @@ def lbfgs(prog, x, g, fval, S, Y, rho, hist, tol, max_iter, c1, c2, it0, path, x
     alpha = np.empty(mem)
     xt = np.empty(n)
     gt = np.empty(n)
-    f, ok = evaluate_grad(code, ints, floats, flags, x, g)
+    f, ok = _value_grad(code, meta, aux, consts, val, adj, gval, flags, x, g)
     nfev += 1
     if not ok:
         xfail[:] = x
@@ -255,7 +269,7 @@ def lbfgs(prog, x, g, fval, S, Y, rho, hist, tol, max_iter, c1, c2, it0, path, x
         for ls in range(25):
             for i in range(n):
                 xt[i] = x[i] + a * d[i]
-            ft, ok = evaluate_grad(code, ints, floats, flags, xt, gt)
+            ft, ok = _value_grad(code, meta, aux, consts, val, adj, gval, flags, xt, gt)
             nfev += 1
             if not ok:
                 xfail[:] = xt
@@ -291,7 +305,7 @@ def lbfgs(prog, x, g, fval, S, Y, rho, hist, tol, max_iter, c1, c2, it0, path, x
                             a = cand
                 for i in range(n):
                     xt[i] = x[i] + a * d[i]
-                ft, ok = evaluate_grad(code, ints, floats, flags, xt, gt)
+                ft, ok = _value_grad(code, meta, aux, consts, val, adj, gval, flags, xt, gt)
                 nfev += 1
                 if not ok:
                     xfail[:] = xt

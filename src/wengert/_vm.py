@@ -2376,8 +2376,17 @@ def _reduce_bwd(op, val, adj, a, o, outer, n, inner):
 # ---------------------------------------------------------------- matmul
 # (m, k) @ (k, n), row-major; 1-D operands are (1, k) or (k, 1) views.
 
+# Above this many multiply-adds a product goes to BLAS (numba's np.dot, through SciPy);
+# below it the call overhead of BLAS costs more than these loops.
+BLAS_MIN = 4096
+
+
 @_jit
 def _matmul_fwd(val, a, b, o, m, k, n):
+    if m * k * n >= BLAS_MIN:
+        np.dot(val[a: a + m * k].reshape((m, k)), val[b: b + k * n].reshape((k, n)),
+               val[o: o + m * n].reshape((m, n)))
+        return
     for i in range(m):
         for j in range(n):
             val[o + i * n + j] = 0.0
@@ -2389,6 +2398,15 @@ def _matmul_fwd(val, a, b, o, m, k, n):
 
 @_jit
 def _matmul_bwd(val, adj, a, ra, b, rb, o, m, k, n):
+    if m * k * n >= BLAS_MIN:
+        g = adj[o: o + m * n].reshape((m, n))
+        if ra:  # dA += G B^T
+            ga = adj[a: a + m * k].reshape((m, k))
+            ga += np.dot(g, val[b: b + k * n].reshape((k, n)).T)
+        if rb:  # dB += A^T G
+            gb = adj[b: b + k * n].reshape((k, n))
+            gb += np.dot(val[a: a + m * k].reshape((m, k)).T, g)
+        return
     for i in range(m):
         for p in range(k):
             aip = val[a + i * k + p]
