@@ -54,7 +54,7 @@ def rosen(x):
     return (A - x[0]) ** 2 + B * (x[1] - x[0] ** 2) ** 2
 
 
-@njit(cache=True)
+@njit(cache=False)  # a script: its cache would be keyed on how it was imported
 def rosen_vg_njit(x):
     """The practical limit: value and gradient written by hand in numba."""
     a = A - x[0]
@@ -65,7 +65,7 @@ def rosen_vg_njit(x):
     return a * a + B * b * b, g
 
 
-@njit(cache=True)
+@njit(cache=False)  # a script: its cache would be keyed on how it was imported
 def rosen_gd_njit(x0, lr, iters):
     x = x0.copy()
     for _ in range(iters):
@@ -218,7 +218,7 @@ def main() -> None:
             v.backward()
             return r.grad
         print(row("torch eager, whole call", best(teuler, rep), None, "us"))
-    if jax is not None:
+    if jax is not None and not args.quick:  # XLA compiles the unrolled loop for ~1 min
         je = jax.jit(jax.value_and_grad(euler))
         t0 = time.perf_counter()
         je(0.7)[0].block_until_ready()

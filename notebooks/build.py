@@ -511,7 +511,8 @@ w1 = wengert.randn(d_in, d_hidden, requires_grad=True)
 b1 = wengert.zeros(1, d_hidden, requires_grad=True)
 w2 = wengert.randn(d_hidden, d_out, requires_grad=True)
 b2 = wengert.zeros(1, d_out, requires_grad=True)
-params = {"w1": w1, "b1": b1, "w2": w2, "b2": b2}"""),
+params = {"w1": w1, "b1": b1, "w2": w2, "b2": b2}
+start = {k: v.detach().clone() for k, v in params.items()}  # for the nn versions below"""),
     ("md", "## One forward pass, and the graph it records"),
     ("code", """\
 y_pred = x.mm(w1).add(b1).clamp(min=0).mm(w2).add(b2)
@@ -545,10 +546,55 @@ ax.set_ylabel("sum of squared errors")
 ax.set_yscale("log")
 show(fig)"""),
     ("md", """\
-## Outlook
+## The same network with `nn` and `optim`
 
-Writing the layers and the update rule by hand does not scale. Modules (`nn`) and
-optimizers (`optim`) package both."""),
+Writing the layers and the update rule by hand does not scale. Modules (`nn`) hold the
+parameters, optimizers (`optim`) hold the update rule. We copy the hand-made weights in
+(`nn.Linear` stores its weight as `(out, in)`), so the losses are the same as above."""),
+    ("code", """\
+from wengert import nn, optim
+
+def make_model():
+    model = nn.Sequential(nn.Linear(d_in, d_hidden), nn.ReLU(), nn.Linear(d_hidden, d_out))
+    with wengert.no_grad():
+        model[0].weight.copy_(start["w1"].t())
+        model[0].bias.copy_(start["b1"].reshape(-1))
+        model[2].weight.copy_(start["w2"].t())
+        model[2].bias.copy_(start["b2"].reshape(-1))
+    return model
+
+model = make_model()
+print(model)
+opt = optim.SGD(model.parameters(), lr=lr)
+sse = nn.MSELoss(reduction="sum")
+nn_losses = []
+for t in range(200):
+    opt.zero_grad()
+    loss = sse(model(x), y)
+    nn_losses.append(loss.item())
+    loss.backward()
+    opt.step()
+print(f"final loss {nn_losses[-1]:.4f} (by hand: {losses[-1]:.4f})")
+assert abs(nn_losses[-1] - losses[-1]) < 1e-9 * losses[-1]"""),
+    ("md", """\
+## One numba call per step
+
+`wengert.compile_step` traces forward, loss, backward and the optimizer's update once;
+each later step on a batch of the same shape is one numba call. The model's parameters
+become views into the step's parameter vector, so the model always sees the new values."""),
+    ("code", """\
+import time
+
+model = make_model()
+step = wengert.compile_step(model, sse, optim.SGD(model.parameters(), lr=lr))
+compiled_losses = [step(x, y) for _ in range(200)]
+print(f"final loss {compiled_losses[-1]:.4f}")
+assert abs(compiled_losses[-1] - losses[-1]) < 1e-9 * losses[-1]
+
+t0 = time.perf_counter()
+for _ in range(200):
+    step(x, y)
+print(f"{(time.perf_counter() - t0) / 200 * 1e6:.0f} us per compiled step")"""),
 ]
 
 # ---------------------------------------------------------------------- 06

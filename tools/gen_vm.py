@@ -111,7 +111,8 @@ def generate() -> str:
         "    x = xs[0]", "    for i in range(n):", "        y = ys[i]", f"        zs[i] = {op.fwd}"]))
 
     out.append("\n\n@_jit\ndef _binary_bwd_v(op, val, adj, a, sa, ra, b, sb, rb, o, n):\n")
-    out.append('    """adj[x] += gx, adj[y] += gy (long n); a broadcast operand gets the sum."""\n')
+    out.append('    """adj[x] += gx, adj[y] += gy (long n); a broadcast operand gets the '
+               'sum."""\n')
     out.append("    xs = val[a: a + (n if sa else 1)]\n    ys = val[b: b + (n if sb else 1)]\n"
                "    zs = val[o: o + n]\n    gs = adj[o: o + n]\n"
                "    gxs = adj[a: a + (n if sa else 1)]\n    gys = adj[b: b + (n if sb else 1)]\n")

@@ -50,6 +50,10 @@ def minimize(f: Callable, x0: Any, method: str = "lbfgs", *, lr: float | None = 
         method, nesterov = "momentum", True
     if lr is None:
         lr = {"gd": 0.01, "momentum": 0.01, "adam": 0.001}.get(method, 1.0)
+    # Plain floats and ints: an int lr would make numba compile the loop a second time.
+    lr, tol, momentum, eps, c1, c2 = (float(v) for v in (lr, tol, momentum, eps, c1, c2))
+    betas = (float(betas[0]), float(betas[1]))
+    max_iter, m = int(max_iter), int(m)
     x0 = np.array(x0, dtype=np.float64)
     shape = x0.shape
     x = np.ascontiguousarray(x0.reshape(-1)).copy()

@@ -121,17 +121,19 @@ class CompiledStep:
             if tr.captured:
                 tr.refresh()
             nparam = len(self.params)
+            # float()/bool() everywhere: an int lr would compile the kernel a second time
+            lr, wd, maximize = float(g["lr"]), float(g["weight_decay"]), bool(g.get("maximize"))
             if self.kind == "SGD":
-                loss, ok = _replay.sgd_step(*prog, self.theta, flat, self.grad, nparam,
-                                            g["lr"], g["momentum"], g["dampening"],
-                                            g["nesterov"], g["weight_decay"],
-                                            g.get("maximize", False), self.state[0], self.t == 0)
+                loss, ok = _replay.sgd_step(*prog, self.theta, flat, self.grad, nparam, lr,
+                                            float(g["momentum"]), float(g["dampening"]),
+                                            bool(g["nesterov"]), wd, maximize, self.state[0],
+                                            self.t == 0)
             else:
                 b1, b2 = g["betas"]
-                loss, ok = _replay.adam_step(*prog, self.theta, flat, self.grad, nparam,
-                                             g["lr"], b1, b2, g["eps"], g["weight_decay"],
-                                             self.kind == "AdamW", g.get("maximize", False),
-                                             self.state[0], self.state[1], self.t + 1)
+                loss, ok = _replay.adam_step(*prog, self.theta, flat, self.grad, nparam, lr,
+                                             float(b1), float(b2), float(g["eps"]), wd,
+                                             self.kind == "AdamW", maximize, self.state[0],
+                                             self.state[1], self.t + 1)
             if ok:
                 self.t += 1
                 for p in self.params:
