@@ -108,7 +108,8 @@ def generate() -> str:
         "elif sa:",
         "    y = ys[0]", "    for i in range(n):", "        x = xs[i]", f"        zs[i] = {op.fwd}",
         "else:",
-        "    x = xs[0]", "    for i in range(n):", "        y = ys[i]", f"        zs[i] = {op.fwd}"]))
+        "    x = xs[0]", "    for i in range(n):", "        y = ys[i]",
+        f"        zs[i] = {op.fwd}"]))
 
     out.append("\n\n@_jit\ndef _binary_bwd_v(op, val, adj, a, sa, ra, b, sb, rb, o, n):\n")
     out.append('    """adj[x] += gx, adj[y] += gy (long n); a broadcast operand gets the '
