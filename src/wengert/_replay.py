@@ -122,11 +122,18 @@ def _maxabs(g):
     return m
 
 
+GD, MOMENTUM, ADAM = 0, 1, 2
+
+
 @_jit
-def gd(prog, x, g, fval, lr, tol, max_iter, it0, path, xfail):
-    """Fixed-step gradient descent; stops when max |g| < tol (as in the seed) or at max_iter."""
+def first_order(prog, kind, hyper, x, g, fval, s1, s2, tol, max_iter, it0, path, xfail):
+    """Gradient descent (GD), heavy ball / Nesterov momentum (MOMENTUM, as torch.optim.SGD)
+    or Adam with bias correction (ADAM, as torch.optim.Adam). Stops when max |g| < tol (as
+    in the seed) or at max_iter. hyper = [lr, momentum, nesterov, beta1, beta2, eps];
+    s1, s2: the momentum buffer, or Adam's moments."""
     code, ints, floats, flags = prog
     meta, aux, consts, val, adj, gval = unpack(code, ints, floats)
+    lr = hyper[0]
     nfev = 0
     for it in range(it0, max_iter):
         f, ok = _value_grad(code, meta, aux, consts, val, adj, gval, flags, x, g)
@@ -139,58 +146,22 @@ def gd(prog, x, g, fval, lr, tol, max_iter, it0, path, xfail):
             path[it, :] = x
         if _maxabs(g) < tol:
             return CONVERGED, it, nfev
-        for i in range(x.size):
-            x[i] -= lr * g[i]
-    return MAXITER, max_iter, nfev
-
-
-@_jit
-def momentum(prog, x, g, fval, v, lr, mu, nesterov, tol, max_iter, it0, path, xfail):
-    """Heavy ball (v = mu v + g; x -= lr v) or Nesterov (x -= lr (g + mu v)), as torch.optim.SGD."""
-    code, ints, floats, flags = prog
-    meta, aux, consts, val, adj, gval = unpack(code, ints, floats)
-    nfev = 0
-    for it in range(it0, max_iter):
-        f, ok = _value_grad(code, meta, aux, consts, val, adj, gval, flags, x, g)
-        nfev += 1
-        if not ok:
-            xfail[:] = x
-            return GUARD_FAILED, it, nfev
-        fval[0] = f
-        if path.shape[0] > it:
-            path[it, :] = x
-        if _maxabs(g) < tol:
-            return CONVERGED, it, nfev
-        for i in range(x.size):
-            v[i] = mu * v[i] + g[i] if it > 0 else g[i]
-            x[i] -= lr * (g[i] + mu * v[i]) if nesterov else lr * v[i]
-    return MAXITER, max_iter, nfev
-
-
-@_jit
-def adam(prog, x, g, fval, m, v, lr, b1, b2, eps, tol, max_iter, it0, path, xfail):
-    """Adam with bias correction (torch.optim.Adam's update)."""
-    code, ints, floats, flags = prog
-    meta, aux, consts, val, adj, gval = unpack(code, ints, floats)
-    nfev = 0
-    for it in range(it0, max_iter):
-        f, ok = _value_grad(code, meta, aux, consts, val, adj, gval, flags, x, g)
-        nfev += 1
-        if not ok:
-            xfail[:] = x
-            return GUARD_FAILED, it, nfev
-        fval[0] = f
-        if path.shape[0] > it:
-            path[it, :] = x
-        if _maxabs(g) < tol:
-            return CONVERGED, it, nfev
-        t = it + 1
-        c1 = 1.0 - b1 ** t
-        c2 = 1.0 - b2 ** t
-        for i in range(x.size):
-            m[i] = b1 * m[i] + (1.0 - b1) * g[i]
-            v[i] = b2 * v[i] + (1.0 - b2) * g[i] * g[i]
-            x[i] -= lr * (m[i] / c1) / (math.sqrt(v[i] / c2) + eps)
+        if kind == GD:
+            for i in range(x.size):
+                x[i] -= lr * g[i]
+        elif kind == MOMENTUM:
+            mu, nesterov = hyper[1], hyper[2] != 0.0
+            for i in range(x.size):
+                s1[i] = mu * s1[i] + g[i] if it > 0 else g[i]
+                x[i] -= lr * (g[i] + mu * s1[i]) if nesterov else lr * s1[i]
+        else:
+            b1, b2, eps = hyper[3], hyper[4], hyper[5]
+            c1 = 1.0 - b1 ** (it + 1)
+            c2 = 1.0 - b2 ** (it + 1)
+            for i in range(x.size):
+                s1[i] = b1 * s1[i] + (1.0 - b1) * g[i]
+                s2[i] = b2 * s2[i] + (1.0 - b2) * g[i] * g[i]
+                x[i] -= lr * (s1[i] / c1) / (math.sqrt(s2[i] / c2) + eps)
     return MAXITER, max_iter, nfev
 
 

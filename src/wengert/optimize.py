@@ -113,14 +113,13 @@ def _run(method: str, tr: Any, x: np.ndarray, g: np.ndarray, fval: np.ndarray, s
     prog = tr.prog
     if tr.captured:
         tr.refresh()
-    if method == "gd":
-        return _replay.gd(prog, x, g, fval, lr, tol, max_iter, it0, path, xfail)
-    if method == "momentum":
-        return _replay.momentum(prog, x, g, fval, state[0], lr, mu, nesterov, tol,
-                                max_iter, it0, path, xfail)
-    if method == "adam":
-        return _replay.adam(prog, x, g, fval, state[0], state[1], lr, betas[0],
-                            betas[1], eps, tol, max_iter, it0, path, xfail)
+    if method in ("gd", "momentum", "adam"):
+        kind = {"gd": _replay.GD, "momentum": _replay.MOMENTUM, "adam": _replay.ADAM}[method]
+        hyper = np.array([lr, mu, float(nesterov), betas[0], betas[1], eps])
+        s1 = state[0] if state else g
+        s2 = state[1] if len(state) > 1 else g
+        return _replay.first_order(prog, kind, hyper, x, g, fval, s1, s2, tol, max_iter, it0,
+                                   path, xfail)
     return _replay.lbfgs(prog, x, g, fval, *state, tol, max_iter, c1, c2, it0, path,
                          xfail)
 
