@@ -24,6 +24,7 @@ import wengert
 import wengert.nn.functional as F
 from wengert import nn
 from wengert.utils.data import DataLoader, TensorDataset
+from wengert.viz import progress  # a tqdm bar when tqdm is installed
 
 N_PER_CLASS, N_CLASSES, N_TEST = 200, 3, 120
 HIDDEN = 128
@@ -71,7 +72,7 @@ def train(model: nn.Module, x: wengert.Tensor, y: wengert.Tensor, epochs: int = 
     loader = DataLoader(TensorDataset(x, y), batch_size=BATCH_SIZE, shuffle=True, seed=1)
     opt = wengert.optim.Adam(model.parameters(), lr=LEARNING_RATE)
     loss = None
-    for epoch in range(1, epochs + 1):
+    for epoch in progress(range(1, epochs + 1), desc="training", leave=False):
         for xb, yb in loader:
             opt.zero_grad()
             loss = F.cross_entropy(model(xb), yb)

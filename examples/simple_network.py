@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 import wengert
+from wengert.viz import progress  # a tqdm bar when tqdm is installed
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # for simple_network_nn
 
@@ -65,7 +66,7 @@ def train(x: wengert.Tensor, y: wengert.Tensor,
     """Train in place; returns (epoch, loss) every 10 epochs."""
     w1, w2, b1, b2 = params
     losses = []
-    for t in range(1, EPOCHS + 1):
+    for t in progress(range(1, EPOCHS + 1), desc="by hand", leave=False):
         # forward pass
         y_pred = x.mm(w1).add(b1).relu().mm(w2).add(b2)
         # sum of squared errors

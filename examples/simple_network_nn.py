@@ -20,6 +20,7 @@ from __future__ import annotations
 import wengert
 import wengert.nn.functional as F
 from wengert import nn
+from wengert.viz import progress  # a tqdm bar when tqdm is installed
 
 D_IN, D_HIDDEN, D_OUT, N = 3, 32, 1, 100
 LEARNING_RATE = 1e-4
@@ -55,7 +56,7 @@ def train(model: nn.Module, x: wengert.Tensor, y: wengert.Tensor,
     """SGD on the sum of squared errors; returns (epoch, loss) every 10 epochs."""
     opt = wengert.optim.SGD(model.parameters(), lr=LEARNING_RATE)
     losses = []
-    for t in range(1, EPOCHS + 1):
+    for t in progress(range(1, EPOCHS + 1), desc="nn + optim", leave=False):
         loss = F.mse_loss(model(x), y, reduction="sum")
         if t % 10 == 0:
             losses.append((t, loss.item()))
@@ -77,7 +78,7 @@ def train_compiled(model: nn.Module, x: wengert.Tensor, y: wengert.Tensor,
     step = wengert.compile_step(model, lambda out, target: F.mse_loss(out, target,
                                                                       reduction="sum"), opt)
     losses = []
-    for t in range(1, EPOCHS + 1):
+    for t in progress(range(1, EPOCHS + 1), desc="compiled", leave=False):
         loss = step(x, y)
         if t % 10 == 0:
             losses.append((t, loss))
