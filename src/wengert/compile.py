@@ -30,7 +30,8 @@ class TraceError(RuntimeError):
 class _Trace:
     """One recorded path of a function: the program arrays, guards and inputs."""
 
-    __slots__ = ("tape", "prog", "val_offset", "sizes", "shapes", "captured", "out_shape")
+    __slots__ = ("tape", "prog", "val_offset", "sizes", "shapes", "captured", "out_shape",
+                 "fresh")
 
     def __init__(self, f: Callable, args: Sequence[np.ndarray], argnums: tuple[int, ...],
                  need_scalar: bool) -> None:
@@ -66,6 +67,7 @@ class _Trace:
         self.prog = (np.ascontiguousarray(tape._code[:n]), ints, floats,
                      np.zeros(2 * n, np.uint8))
         self.val_offset = 2 * n  # where val starts in floats
+        self.fresh = True  # made by tracing, not yet run as a program
         self.tape = tape
         self.sizes = [a.size for a in args]
         self.shapes = [a.shape for a in args]
@@ -174,12 +176,17 @@ class Compiled:
     def value(self, *args: Any) -> Any:
         """f(*args) by replay: a float for a scalar output, else a numpy array."""
         arrays, x = self._inputs(args)
+        # _find runs the candidates (evaluate) and returns one whose guards hold, so its
+        # value is in the arena already: read it instead of evaluating again.
         tr = self._find(arrays, x, need_scalar=False)
-        for _ in range(2):
-            f, ok = _replay.evaluate(*tr.prog, x)
-            if ok:
-                break
-            tr = self._find(arrays, x, need_scalar=False)
+        f, ok = _replay.evaluate(*tr.prog, x) if tr.fresh else (None, True)
+        tr.fresh = False
+        if not ok:
+            raise TraceError("the traced function takes a different path each time it is "
+                             "traced at the same input")
+        if f is None:
+            out = int(tr.prog[1][2])
+            f = tr.prog[2][tr.val_offset + tr.tape.code[W * out + OFF]]
         if tr.out_shape == ():
             return float(f)
         out = int(tr.prog[1][2])
@@ -211,7 +218,20 @@ class Compiled:
                         return f, g.reshape(x.shape)
         arrays, x = self._inputs(args)
         g = np.empty_like(x)
-        for _ in range(3):
+        # Try the kept traces for this shape directly (a failed guard costs one forward
+        # sweep), most recently used first; trace anew when none holds.
+        traces = self.traces.get(tuple(a.shape for a in arrays), [])
+        for k, tr in enumerate(traces):
+            tr.check_scalar()
+            if tr.captured:
+                tr.refresh()
+            f, ok = _replay.evaluate_grad(*tr.prog, x, g)
+            if ok:
+                if k:
+                    traces.insert(0, traces.pop(k))
+                self._last = tr
+                return f, self._split(g, arrays, args)
+        for _ in range(2):
             tr = self._find(arrays, x)
             tr.check_scalar()
             f, ok = _replay.evaluate_grad(*tr.prog, x, g)
