@@ -28,7 +28,6 @@ int64 = np.dtype(np.int64)
 bool_ = np.dtype(np.bool_)
 _new = object.__new__
 _NUM = (float, int, bool, np.floating, np.integer, np.bool_)
-_FLOATY = {float64}
 
 MaxMin = namedtuple("MaxMin", ["values", "indices"])
 _ONE = [np.ones(1)]  # the seed of backward() on a scalar (never written to)
@@ -176,9 +175,9 @@ class Tensor:
     def dtype(self) -> np.dtype:
         return self._dtype
 
-    @property
-    def is_floating_point(self) -> Any:
-        return lambda: self._dtype == float64
+    def is_floating_point(self) -> bool:
+        """Whether the dtype is float64 (wengert's only float type)."""
+        return self._dtype == float64
 
     @property
     def requires_grad(self) -> bool:
@@ -442,7 +441,7 @@ class Tensor:
                 return _fast1(self, _ADD_C, o)
             if to is Tensor and o._shape == self._shape and o._dtype is float64:
                 return _fast2(self, o, _ADD)
-        return _arith(self, o, C.ADD, C.ADD_C, C.ADD_C, "add")
+        return _arith(self, o, C.ADD, C.ADD_C, "add")
 
     __radd__ = __add__
 
@@ -453,7 +452,7 @@ class Tensor:
                 return _fast1(self, _SUB_C, o)
             if to is Tensor and o._shape == self._shape and o._dtype is float64:
                 return _fast2(self, o, _SUB)
-        return _arith(self, o, C.SUB, C.SUB_C, None, "sub")
+        return _arith(self, o, C.SUB, C.SUB_C, "sub")
 
     def __rsub__(self, o: Any) -> Tensor:
         if self._dtype is float64 and (type(o) is float or type(o) is int):
@@ -467,7 +466,7 @@ class Tensor:
                 return _fast1(self, _MUL_C, o)
             if to is Tensor and o._shape == self._shape and o._dtype is float64:
                 return _fast2(self, o, _MUL)
-        return _arith(self, o, C.MUL, C.MUL_C, C.MUL_C, "mul")
+        return _arith(self, o, C.MUL, C.MUL_C, "mul")
 
     __rmul__ = __mul__
 
@@ -478,7 +477,7 @@ class Tensor:
                 return _fast1(self, _DIV_C, o)
             if to is Tensor and o._shape == self._shape and o._dtype is float64:
                 return _fast2(self, o, _DIV)
-        return _arith(self, o, C.DIV, C.DIV_C, None, "div", out=float64)
+        return _arith(self, o, C.DIV, C.DIV_C, "div", out=float64)
 
     def __rtruediv__(self, o: Any) -> Tensor:
         if self._dtype is float64 and (type(o) is float or type(o) is int):
@@ -490,7 +489,7 @@ class Tensor:
             if o == 2:  # the same op as square() (PowBackward0 too), without pow()
                 return _fast1(self, _SQUARE, 0.0)
             return _fast1(self, _POW_C, o)
-        return _arith(self, o, C.POW, C.POW_C, None, "pow")
+        return _arith(self, o, C.POW, C.POW_C, "pow")
 
     def __rpow__(self, o: Any) -> Tensor:
         if self._dtype is float64 and (type(o) is float or type(o) is int):
@@ -524,28 +523,28 @@ class Tensor:
 
     # comparisons: not differentiable, bool results
     def __lt__(self, o: Any) -> Tensor:
-        return _compare(self, o, C.LT, C.LT_C, C.GT_C)
+        return _compare(self, o, C.LT, C.LT_C)
 
     def __le__(self, o: Any) -> Tensor:
-        return _compare(self, o, C.LE, C.LE_C, C.GE_C)
+        return _compare(self, o, C.LE, C.LE_C)
 
     def __gt__(self, o: Any) -> Tensor:
-        return _compare(self, o, C.GT, C.GT_C, C.LT_C)
+        return _compare(self, o, C.GT, C.GT_C)
 
     def __ge__(self, o: Any) -> Tensor:
-        return _compare(self, o, C.GE, C.GE_C, C.LE_C)
+        return _compare(self, o, C.GE, C.GE_C)
 
     def __eq__(self, o: Any) -> Tensor:  # type: ignore[override]
-        return _compare(self, o, C.EQ, C.EQ_C, C.EQ_C)
+        return _compare(self, o, C.EQ, C.EQ_C)
 
     def __ne__(self, o: Any) -> Tensor:  # type: ignore[override]
-        return _compare(self, o, C.NE, C.NE_C, C.NE_C)
+        return _compare(self, o, C.NE, C.NE_C)
 
     def __and__(self, o: Any) -> Tensor:
-        return _compare(self, o, C.LOGICAL_AND, None, None)
+        return _compare(self, o, C.LOGICAL_AND, None)
 
     def __or__(self, o: Any) -> Tensor:
-        return _compare(self, o, C.LOGICAL_OR, None, None)
+        return _compare(self, o, C.LOGICAL_OR, None)
 
     def __invert__(self) -> Tensor:
         if self._dtype != bool_:
@@ -571,10 +570,10 @@ class Tensor:
         return self.clamp(max=max)
 
     def maximum(self, other: Tensor) -> Tensor:
-        return _arith(self, other, C.MAXIMUM, None, None, "maximum")
+        return _arith(self, other, C.MAXIMUM, None, "maximum")
 
     def minimum(self, other: Tensor) -> Tensor:
-        return _arith(self, other, C.MINIMUM, None, None, "minimum")
+        return _arith(self, other, C.MINIMUM, None, "minimum")
 
     def float(self) -> Tensor:
         return self.to(float64)
@@ -1095,7 +1094,7 @@ def _expand(x: Tensor, shape: tuple, name: str | None = None) -> Tensor:
     return t
 
 
-def _arith(a: Tensor, o: Any, op: int, op_c: int | None, _unused: Any, opname: str,
+def _arith(a: Tensor, o: Any, op: int, op_c: int | None, opname: str,
            out: np.dtype | None = None) -> Tensor:
     if isinstance(o, _NUM):
         if op_c is None and opname in ("maximum", "minimum"):
@@ -1129,7 +1128,7 @@ def _rconst(a: Tensor, o: Any, op_c: int, opname: str, out: np.dtype | None = No
         o, a)
 
 
-def _compare(a: Tensor, o: Any, op: int, op_c: int | None, _rev: Any) -> Tensor:
+def _compare(a: Tensor, o: Any, op: int, op_c: int | None) -> Tensor:
     if isinstance(o, _NUM) and op_c is not None:
         return _record_unary(op_c, a, float(o), dtype=bool_, rg=False)
     o = _as_tensor(o)
@@ -1433,10 +1432,6 @@ for _op in OPS:
     if _op.family == UNARY and _op.method:
         setattr(Tensor, _op.method, _make_unary(
             _op.code, f"Elementwise ``{_op.method}`` (grad_fn ``{_op.grad_fn}``)."))
-
-
-def _softplus(self: Tensor) -> Tensor:
-    return _record_unary(C.SOFTPLUS, self)
 
 
 Tensor.negative = Tensor.neg  # type: ignore[attr-defined]
