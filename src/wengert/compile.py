@@ -168,6 +168,7 @@ class Compiled:
         return arrays, np.ascontiguousarray(x, dtype=np.float64)
 
     def trace_for(self, *args: Any) -> _Trace:
+        """The trace (path) of the function at these arguments, traced if needed."""
         arrays, x = self._inputs(args)
         self._last = self._find(arrays, x, need_scalar=False)
         return self._last

@@ -145,9 +145,11 @@ class Tape:
         self.code[k] = size
 
     def off(self, e: int) -> int:
+        """Where entry ``e``'s values start in the arena."""
         return self.code[W * e + OFF]
 
     def size(self, e: int) -> int:
+        """How many elements entry ``e`` has."""
         return self.code[W * e + SIZE]
 
     def import_tensor(self, t: Any) -> int:

@@ -162,9 +162,11 @@ class Tensor:
 
     @property
     def ndim(self) -> int:
+        """Number of dimensions."""
         return len(self._shape)
 
     def dim(self) -> int:
+        """Number of dimensions (as ``ndim``)."""
         return len(self._shape)
 
     def numel(self) -> int:
@@ -173,6 +175,7 @@ class Tensor:
 
     @property
     def dtype(self) -> np.dtype:
+        """``wengert.float64``, ``wengert.int64`` or ``wengert.bool``."""
         return self._dtype
 
     def is_floating_point(self) -> bool:
@@ -181,10 +184,12 @@ class Tensor:
 
     @property
     def requires_grad(self) -> bool:
+        """Whether operations on this tensor are recorded for gradients."""
         return self._rg
 
     @requires_grad.setter
     def requires_grad(self, flag: bool) -> None:
+        """Whether operations on this tensor are recorded for gradients."""
         self.requires_grad_(flag)
 
     def requires_grad_(self, requires_grad: bool = True) -> Tensor:
@@ -237,6 +242,7 @@ class Tensor:
 
     @property
     def retains_grad(self) -> bool:
+        """Whether ``retain_grad()`` was called on this non-leaf."""
         return self._retain
 
     def retain_grad(self) -> None:
@@ -418,6 +424,7 @@ class Tensor:
         return _record_unary(C.COPY, self, rg=False, name="CloneBackward0")
 
     def detach_(self) -> Tensor:
+        """Cut this tensor from the graph in place; returns self."""
         if self._tape is not None:
             self._materialize()
         self._rg = False
@@ -429,6 +436,7 @@ class Tensor:
         return _record_unary(C.COPY, self, name="CloneBackward0")
 
     def contiguous(self) -> Tensor:
+        """Self: wengert tensors are always contiguous."""
         return self
 
     # ------------------------------------------------------------------ arithmetic
@@ -564,30 +572,39 @@ class Tensor:
     clip = clamp
 
     def clamp_min(self, min: float) -> Tensor:
+        """``clamp(min=min)``."""
         return self.clamp(min=min)
 
     def clamp_max(self, max: float) -> Tensor:
+        """``clamp(max=max)``."""
         return self.clamp(max=max)
 
     def maximum(self, other: Tensor) -> Tensor:
+        """Elementwise maximum with ``other`` (ties share the gradient)."""
         return _arith(self, other, C.MAXIMUM, None, "maximum")
 
     def minimum(self, other: Tensor) -> Tensor:
+        """Elementwise minimum with ``other`` (ties share the gradient)."""
         return _arith(self, other, C.MINIMUM, None, "minimum")
 
     def float(self) -> Tensor:
+        """As float64 (wengert's float type)."""
         return self.to(float64)
 
     def double(self) -> Tensor:
+        """As float64."""
         return self.to(float64)
 
     def long(self) -> Tensor:
+        """As int64 (values truncated; not differentiable)."""
         return self.to(int64)
 
     def int(self) -> Tensor:
+        """As int64 (values truncated; not differentiable)."""
         return self.to(int64)
 
     def bool(self) -> Tensor:
+        """As bool (nonzero is True; not differentiable)."""
         return self.to(bool_)
 
     def to(self, dtype: Any = None, *args: Any, **kwargs: Any) -> Tensor:
@@ -603,6 +620,7 @@ class Tensor:
         return _leaf(v.astype(dt))
 
     def type_as(self, other: Tensor) -> Tensor:
+        """As the dtype of ``other``."""
         return self.to(other._dtype)
 
     # ------------------------------------------------------------------ reductions
@@ -618,6 +636,7 @@ class Tensor:
         return _reduce(self, C.MEAN, dim, keepdim, "mean", out=float64)
 
     def prod(self, dim: int | None = None, keepdim: bool = False) -> Tensor:
+        """Product of all elements, or along ``dim`` (zeros handled exactly)."""
         return _reduce(self, C.PROD, dim, keepdim, "prod")
 
     def norm(self, p: Any = 2, dim: Any = None, keepdim: bool = False) -> Tensor:
@@ -657,25 +676,31 @@ class Tensor:
         return _reduce(self, C.MIN, dim, keepdim, "amin", name="AminBackward0")
 
     def argmax(self, dim: int | None = None, keepdim: bool = False) -> Tensor:
+        """Index of the (first) largest element, overall or along ``dim``."""
         return _reduce(self, C.ARGMAX, dim, keepdim, "argmax", out=int64)
 
     def argmin(self, dim: int | None = None, keepdim: bool = False) -> Tensor:
+        """Index of the (first) smallest element, overall or along ``dim``."""
         return _reduce(self, C.ARGMIN, dim, keepdim, "argmin", out=int64)
 
     # ------------------------------------------------------------------ linear algebra
     def matmul(self, other: Tensor) -> Tensor:
+        """Matrix product (``self @ other``) of 1-D and 2-D tensors."""
         return matmul(self, other)
 
     def mm(self, other: Tensor) -> Tensor:
+        """Product of two 2-D tensors."""
         if self.ndim != 2 or _as_tensor(other).ndim != 2:
             raise RuntimeError(f"mm: both arguments must be 2-D, got {self.ndim}-D and "
                                f"{_as_tensor(other).ndim}-D")
         return matmul(self, other)
 
     def mv(self, other: Tensor) -> Tensor:
+        """Product of a 2-D and a 1-D tensor."""
         return matmul(self, other)
 
     def dot(self, other: Tensor) -> Tensor:
+        """Inner product of two 1-D tensors."""
         other = _as_tensor(other)
         if self.ndim != 1 or other.ndim != 1:
             raise RuntimeError(f"dot: 1D tensors expected, but got {self.ndim}D and "
@@ -691,10 +716,12 @@ class Tensor:
 
     @property
     def T(self) -> Tensor:
+        """The transpose (all dimensions reversed)."""
         return self.t() if self.ndim <= 2 else self.permute(*reversed(range(self.ndim)))
 
     @property
     def mT(self) -> Tensor:
+        """The transpose of the last two dimensions."""
         return self.transpose(-2, -1)
 
     def transpose(self, dim0: int, dim1: int) -> Tensor:
@@ -729,11 +756,13 @@ class Tensor:
     view = reshape
 
     def view_as(self, other: Tensor) -> Tensor:
+        """``reshape`` to the shape of ``other``."""
         return self.reshape(other._shape)
 
     reshape_as = view_as
 
     def flatten(self, start_dim: int = 0, end_dim: int = -1) -> Tensor:
+        """Merge dimensions ``start_dim..end_dim`` into one."""
         if not self._shape:
             return self.reshape(1)
         nd = self.ndim
@@ -742,6 +771,7 @@ class Tensor:
         return self.reshape(new)
 
     def squeeze(self, dim: int | None = None) -> Tensor:
+        """Drop dimensions of size 1 (all, or ``dim``)."""
         if dim is None:
             new = tuple(s for s in self._shape if s != 1)
         else:
@@ -752,6 +782,7 @@ class Tensor:
         return _record_unary(C.COPY, self, shape=new, name="SqueezeBackward0")
 
     def unsqueeze(self, dim: int) -> Tensor:
+        """Insert a dimension of size 1 at ``dim``."""
         d = _norm_dim(dim, self.ndim + 1, "unsqueeze")
         new = self._shape[:d] + (1,) + self._shape[d:]
         return _record_unary(C.COPY, self, shape=new, name="UnsqueezeBackward0")
@@ -771,6 +802,7 @@ class Tensor:
         return _expand(self, target, name="ExpandBackward0")
 
     def expand_as(self, other: Tensor) -> Tensor:
+        """``expand`` to the shape of ``other``."""
         return self.expand(other._shape)
 
     # ------------------------------------------------------------------ indexing
@@ -842,14 +874,17 @@ class Tensor:
         return self._inplace(self - (other * alpha if alpha != 1.0 else other), "sub_")
 
     def mul_(self, other: Any) -> Tensor:
+        """In-place ``self *= other``."""
         self._check_leaf_inplace("mul_")
         return self._inplace(self * other, "mul_")
 
     def div_(self, other: Any) -> Tensor:
+        """In-place ``self /= other``."""
         self._check_leaf_inplace("div_")
         return self._inplace(self / other, "div_")
 
     def clamp_(self, min: float | None = None, max: float | None = None) -> Tensor:
+        """In-place ``clamp``."""
         self._check_leaf_inplace("clamp_")
         return self._inplace(self.clamp(min, max), "clamp_")
 
@@ -895,6 +930,7 @@ class Size(tuple):
     """The shape of a tensor: a tuple that prints like ``torch.Size([2, 3])``."""
 
     def numel(self) -> int:
+        """Number of elements of a tensor of this shape."""
         return _prod(self)
 
     def __repr__(self) -> str:

@@ -54,10 +54,12 @@ class AccumulateGrad(Node):
     __slots__ = ("variable",)
 
     def name(self) -> str:
+        """PyTorch's name for the node."""
         return "torch::autograd::AccumulateGrad"
 
     @property
     def next_functions(self) -> tuple:
+        """A leaf has no inputs: ``()``."""
         return ()
 
     def __repr__(self) -> str:
@@ -65,6 +67,7 @@ class AccumulateGrad(Node):
 
 
 def make_node(name: str, tape: Any, entry: int) -> Node:
+    """A ``grad_fn`` node of class ``name`` for entry ``entry`` of ``tape``."""
     cls = _classes.get(name)
     if cls is None:
         cls = _classes[name] = type(name, (Node,), {"__slots__": ()})
@@ -82,6 +85,7 @@ def entry_name(tape: Any, e: int) -> str | None:
 
 
 def node_for_buffer(tape: Any, buf: int) -> Node | None:
+    """The node that produced entry ``buf`` (None for non-differentiable inputs)."""
     if buf < 0 or not tape.code[W * buf + RG]:
         return None
     imp = tape.imports.get(buf)
