@@ -21,6 +21,7 @@ from .tape import OFF, Tape, W
 from .tensor import Tensor, _lazy, float64
 
 MAX_TRACES = 8  # traces (paths) kept per input shape
+_F64 = np.dtype(np.float64)  # a singleton: compared by identity on the hot path
 
 
 class TraceError(RuntimeError):
@@ -202,19 +203,18 @@ class Compiled:
         if len(args) == 1 and tr is not None:
             # Fast path: one float64 array argument of the last shape, the last path.
             x = args[0]
-            if (type(x) is np.ndarray and x.dtype == np.float64 and x.shape == tr.shapes[0]
+            if (type(x) is np.ndarray and x.dtype is _F64 and x.shape == tr.shapes[0]
                     and x.flags.c_contiguous):
                 if tr.captured:
                     tr.refresh()
-                code, ints, floats, flags = tr.prog
                 if x.ndim == 1:
-                    g = np.empty(x.size)
-                    f, ok = _replay.evaluate_grad(code, ints, floats, flags, x, g)
+                    g = np.empty_like(x)
+                    f, ok = _replay.evaluate_grad(*tr.prog, x, g)
                     if ok:
                         return f, g
                 else:
                     g = np.empty(x.size)
-                    f, ok = _replay.evaluate_grad(code, ints, floats, flags, x.reshape(-1), g)
+                    f, ok = _replay.evaluate_grad(*tr.prog, x.reshape(-1), g)
                     if ok:
                         return f, g.reshape(x.shape)
         arrays, x = self._inputs(args)
