@@ -67,11 +67,9 @@ def _value(code, meta, aux, consts, val, gval, flags, x):
 
 
 @_jit
-def _value_grad(code, meta, aux, consts, val, adj, gval, flags, x, g):
+def _reverse(code, meta, aux, consts, val, adj, flags, g, n_in):
+    """Reverse sweep from the output; the gradients of the first n_in inputs go to g."""
     n = code.shape[0]
-    f, ok = _value(code, meta, aux, consts, val, gval, flags, x)
-    if not ok:
-        return f, False
     adj[:] = 0.0
     reached = flags[:n]
     reached[:] = 0
@@ -80,13 +78,20 @@ def _value_grad(code, meta, aux, consts, val, adj, gval, flags, x, g):
     reached[out] = 1
     backward(code, consts, aux, val, adj, reached, flags[n:], n, True)
     k = 0
-    for j in range(meta[2]):
+    for j in range(n_in):
         e = meta[3 + j]
         o = code[e, OFF]
         for i in range(code[e, SIZE]):
             g[k + i] = adj[o + i]
         k += code[e, SIZE]
-    return f, True
+
+
+@_jit
+def _value_grad(code, meta, aux, consts, val, adj, gval, flags, x, g):
+    f, ok = _value(code, meta, aux, consts, val, gval, flags, x)
+    if ok:
+        _reverse(code, meta, aux, consts, val, adj, flags, g, meta[2])
+    return f, ok
 
 
 @_jit
@@ -341,21 +346,8 @@ def evaluate_grad_split(code, ints, floats, flags, theta, batch, g, nparam):
     forward(code, consts, aux, val, flags[n:], 0, n)
     if not guards_hold(code, meta, val, gval):
         return np.nan, False
-    adj[:] = 0.0
-    reached = flags[:n]
-    reached[:] = 0
-    out = meta[1]
-    adj[code[out, OFF]] = 1.0
-    reached[out] = 1
-    backward(code, consts, aux, val, adj, reached, flags[n:], n, True)
-    k = 0
-    for j in range(nparam):
-        e = meta[3 + j]
-        o = code[e, OFF]
-        for i in range(code[e, SIZE]):
-            g[k + i] = adj[o + i]
-        k += code[e, SIZE]
-    return val[code[out, OFF]], True
+    _reverse(code, meta, aux, consts, val, adj, flags, g, nparam)
+    return val[code[meta[1], OFF]], True
 
 
 @_jit
