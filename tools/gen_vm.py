@@ -70,6 +70,30 @@ def _small(unary: list, binary: list) -> list[str]:
     return out
 
 
+def _scalar(unary: list, binary: list) -> list[str]:
+    """One-element kernels that take and return values: the sweeps call them inline for
+    scalar entries, skipping the loop set-up and offset arithmetic of the *_s kernels."""
+    ops = sorted(unary + binary, key=lambda o: o.code)
+    first_binary = min(o.code for o in binary)
+
+    def fwd(op):
+        if op.code < first_binary:
+            return ["x = u", f"return {op.fwd}"]
+        return ["x = u", "y = v", f"return {op.fwd}"]
+
+    def bwd(op):
+        if op.code < first_binary:
+            return ["x = u", "y = w", f"return {op.bwd}, 0.0"]
+        return ["x = u", "y = v", "z = w", f"return {op.bwd[0]}, {op.bwd[1]}"]
+
+    return ["\n\n@_jit\ndef _scalar_fwd(op, u, v, c0, c1):\n",
+            '    """The value of a one-element entry from its input values u (and v)."""\n',
+            _tree(ops, fwd),
+            "\n\n@_jit\ndef _scalar_bwd(op, u, v, w, g, c0, c1):\n",
+            '    """(d/du, d/dv) times g for a one-element entry with output value w."""\n',
+            _tree(ops, bwd)]
+
+
 def generate() -> str:
     t = _load_table()
     digest = hashlib.sha256((PKG / "optable.py").read_bytes()).hexdigest()[:16]
@@ -81,6 +105,7 @@ def generate() -> str:
                "# operands. *_v: loops over slice views: numba checks a signed index like\n"
                "# val[a + i] for wraparound, which keeps LLVM from vectorising (6x slower on\n"
                "# long arrays); views cost a few ns to make, so they serve long operands.\n")
+    out += _scalar(unary, binary)
     out += _small(unary, binary)
 
     out.append("\n\n@_jit\ndef _unary_fwd_v(op, val, a, o, n, c0, c1):\n")

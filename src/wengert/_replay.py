@@ -5,107 +5,131 @@ One call runs a whole evaluation, or a whole optimisation loop, without Python.
 # ruff: noqa: E501
 # Stamped by tools/gen_vm.py: this line changes when _vm.py does, so numba's cache of this
 # file is never older than the interpreter it calls.
-# _vm.py sha256: 87c9f82f0960b326
+# _vm.py sha256: fad4a6436b80b5e5
 
 import math
 
 import numpy as np
 
-from ._vm import OFF, SIZE, _jit, backward, forward
+from ._vm import (
+    L_COPY,
+    LHEAD,
+    LW,
+    OFF,
+    SIZE,
+    _bwd_entry,
+    _fwd_entry,
+    _jit,
+    _scalar_bwd,
+    _scalar_fwd,
+)
 
 OK, GUARD_FAILED = 0, 1
 
-# A program is four arrays: ``code`` (the rows), ``ints`` = [len(meta), *meta, *aux] with
-# meta = [top, out, n_in, in_0.., n_guards, guard_0..], ``floats`` = [consts (2 per row),
-# val (top), adj (top), guard values], ``flags`` = [reached (n), freed (n)].
+# A program is four arrays: ``code`` (the rows), ``ints`` = [len(meta), *meta, len(low),
+# *low, *aux] with meta = [top, out, n_in, in_0.., n_guards, guard_0..] and low the
+# streams of ``_vm.lower``, ``floats`` = [consts (2 per row), val (top), adj (top), guard
+# values], ``flags`` = [reached (n), freed (n)].
 # Few arguments: numba's unboxing of each array is a visible part of a short replay.
 
 
 @_jit
-def unpack(code, ints, floats):
+def _run(code, ints, floats, flags, x, g, n_grad, set_x):
+    """One replay: f(x), and with n_grad >= 0 the gradient of the first n_grad inputs
+    into g. Returns (f, False) when a guard does not hold (another path).
+
+    One function on purpose, indexing the program arrays with offsets: numba counts
+    references to every array view made or passed to a call (an atomic operation each),
+    which cost more than the sweeps of a short scalar tape. Views are made only when
+    the program has entries that need the per-entry kernels."""
     n = code.shape[0]
     m = ints[0]
-    meta = ints[1: 1 + m]
-    aux = ints[1 + m:]
-    top = meta[0]
-    consts = floats[: 2 * n].reshape((n, 2))
-    val = floats[2 * n: 2 * n + top]
-    adj = floats[2 * n + top: 2 * n + 2 * top]
-    gval = floats[2 * n + 2 * top:]
-    return meta, aux, consts, val, adj, gval
-
-
-@_jit
-def set_inputs(code, meta, val, x):
-    """Scatter the flat input vector into the input entries."""
+    top = ints[1]
+    lo = 1 + m  # ints[lo] = len(low); the streams follow
+    nf, nb, ngen = ints[lo + 1], ints[lo + 2], ints[lo + 3]
+    rows = lo + 1 + LHEAD
+    vb = 2 * n  # floats: consts, then val, then adj
+    ab = vb + top
+    if ngen:
+        consts = floats[:vb].reshape((n, 2))
+        aux = ints[lo + 1 + ints[lo]:]
+        val = floats[vb:ab]
+        adj = floats[ab: ab + top]
+        reached = flags[:n]
+    n_in = ints[3]
+    if set_x:  # scatter the flat input vector into the input entries
+        k = 0
+        for j in range(n_in):
+            e = ints[4 + j]
+            o = vb + code[e, OFF]
+            for i in range(code[e, SIZE]):
+                floats[o + i] = x[k + i]
+            k += code[e, SIZE]
+    # forward stream
+    for k in range(nf):
+        r = rows + k * LW
+        op = ints[r]
+        if op > L_COPY:
+            c = 2 * ints[r + 4]
+            floats[vb + ints[r + 3]] = _scalar_fwd(op, floats[vb + ints[r + 1]], floats[vb + ints[r + 2]],
+                                                   floats[c], floats[c + 1])
+        elif op == L_COPY:
+            floats[vb + ints[r + 3]] = floats[vb + ints[r + 1]]
+        else:
+            _fwd_entry(code, consts, aux, val, ints[r + 4])
+    # guards: each recorded value must come out as it did when traced
+    g0 = 4 + n_in
+    gb = ab + top
+    for j in range(ints[g0]):
+        if floats[vb + code[ints[g0 + 1 + j], OFF]] != floats[gb + j]:
+            return np.nan, False
+    out = vb + code[ints[2], OFF]
+    if n_grad < 0:
+        return floats[out], True
+    # reverse stream, from the output's adjoint 1
+    for i in range(ab, ab + top):
+        floats[i] = 0.0
+    floats[out + top] = 1.0
+    rows += nf * LW
+    for k in range(nb):
+        r = rows + k * LW
+        op = ints[r]
+        if op > L_COPY:
+            a = vb + ints[r + 1]
+            b = vb + ints[r + 2]
+            o = vb + ints[r + 3]
+            c = 2 * ints[r + 4]
+            gx, gy = _scalar_bwd(op, floats[a], floats[b], floats[o], floats[o + top], floats[c],
+                                 floats[c + 1])
+            if ints[r + 5] & 1:
+                floats[a + top] += gx
+            if ints[r + 5] & 2:
+                floats[b + top] += gy
+        elif op == L_COPY:
+            if ints[r + 5] & 1:
+                floats[ab + ints[r + 1]] += floats[ab + ints[r + 3]]
+        else:
+            _bwd_entry(code, consts, aux, val, adj, reached, ints[r + 4])
     k = 0
-    for j in range(meta[2]):
-        e = meta[3 + j]
-        o = code[e, OFF]
+    for j in range(n_grad):
+        e = ints[4 + j]
+        o = ab + code[e, OFF]
         for i in range(code[e, SIZE]):
-            val[o + i] = x[k + i]
+            g[k + i] = floats[o + i]
         k += code[e, SIZE]
-
-
-@_jit
-def guards_hold(code, meta, val, gval):
-    g0 = 3 + meta[2]
-    for j in range(meta[g0]):
-        if val[code[meta[g0 + 1 + j], OFF]] != gval[j]:
-            return False
-    return True
-
-
-@_jit
-def _value(code, meta, aux, consts, val, gval, flags, x):
-    n = code.shape[0]
-    set_inputs(code, meta, val, x)
-    forward(code, consts, aux, val, flags[n:], 0, n)
-    if not guards_hold(code, meta, val, gval):
-        return np.nan, False
-    return val[code[meta[1], OFF]], True
-
-
-@_jit
-def _reverse(code, meta, aux, consts, val, adj, flags, g, n_in):
-    """Reverse sweep from the output; the gradients of the first n_in inputs go to g."""
-    n = code.shape[0]
-    adj[:] = 0.0
-    reached = flags[:n]
-    reached[:] = 0
-    out = meta[1]
-    adj[code[out, OFF]] = 1.0
-    reached[out] = 1
-    backward(code, consts, aux, val, adj, reached, flags[n:], n, True)
-    k = 0
-    for j in range(n_in):
-        e = meta[3 + j]
-        o = code[e, OFF]
-        for i in range(code[e, SIZE]):
-            g[k + i] = adj[o + i]
-        k += code[e, SIZE]
-
-
-@_jit
-def _value_grad(code, meta, aux, consts, val, adj, gval, flags, x, g):
-    f, ok = _value(code, meta, aux, consts, val, gval, flags, x)
-    if ok:
-        _reverse(code, meta, aux, consts, val, adj, flags, g, meta[2])
-    return f, ok
+    return floats[out], True
 
 
 @_jit
 def evaluate(code, ints, floats, flags, x):
     """f(x); the second result is False when a guard does not hold (another path)."""
-    meta, aux, consts, val, adj, gval = unpack(code, ints, floats)
-    return _value(code, meta, aux, consts, val, gval, flags, x)
+    return _run(code, ints, floats, flags, x, x, -1, True)
 
 
 @_jit
 def evaluate_grad(code, ints, floats, flags, x, g):
     """f(x) and its gradient into g (flat, like x)."""
-    meta, aux, consts, val, adj, gval = unpack(code, ints, floats)
-    return _value_grad(code, meta, aux, consts, val, adj, gval, flags, x, g)
+    return _run(code, ints, floats, flags, x, g, ints[3], True)
 
 
 # ---------------------------------------------------------------- optimisers
@@ -137,11 +161,10 @@ def first_order(prog, kind, hyper, x, g, fval, s1, s2, tol, max_iter, it0, path,
     in the seed) or at max_iter. hyper = [lr, momentum, nesterov, beta1, beta2, eps];
     s1, s2: the momentum buffer, or Adam's moments."""
     code, ints, floats, flags = prog
-    meta, aux, consts, val, adj, gval = unpack(code, ints, floats)
     lr = hyper[0]
     nfev = 0
     for it in range(it0, max_iter):
-        f, ok = _value_grad(code, meta, aux, consts, val, adj, gval, flags, x, g)
+        f, ok = _run(code, ints, floats, flags, x, g, ints[3], True)
         nfev += 1
         if not ok:
             xfail[:] = x
@@ -187,7 +210,6 @@ def lbfgs(prog, x, g, fval, S, Y, rho, hist, tol, max_iter, c1, c2, it0, path, x
     cubic interpolation).
     """
     code, ints, floats, flags = prog
-    meta, aux, consts, val, adj, gval = unpack(code, ints, floats)
     mem = S.shape[0]
     n = x.size
     nfev = 0
@@ -196,7 +218,7 @@ def lbfgs(prog, x, g, fval, S, Y, rho, hist, tol, max_iter, c1, c2, it0, path, x
     alpha = np.empty(mem)
     xt = np.empty(n)
     gt = np.empty(n)
-    f, ok = _value_grad(code, meta, aux, consts, val, adj, gval, flags, x, g)
+    f, ok = _run(code, ints, floats, flags, x, g, ints[3], True)
     nfev += 1
     if not ok:
         xfail[:] = x
@@ -245,7 +267,7 @@ def lbfgs(prog, x, g, fval, S, Y, rho, hist, tol, max_iter, c1, c2, it0, path, x
         for ls in range(25):
             for i in range(n):
                 xt[i] = x[i] + a * d[i]
-            ft, ok = _value_grad(code, meta, aux, consts, val, adj, gval, flags, xt, gt)
+            ft, ok = _run(code, ints, floats, flags, xt, gt, ints[3], True)
             nfev += 1
             if not ok:
                 xfail[:] = xt
@@ -281,7 +303,7 @@ def lbfgs(prog, x, g, fval, S, Y, rho, hist, tol, max_iter, c1, c2, it0, path, x
                             a = cand
                 for i in range(n):
                     xt[i] = x[i] + a * d[i]
-                ft, ok = _value_grad(code, meta, aux, consts, val, adj, gval, flags, xt, gt)
+                ft, ok = _run(code, ints, floats, flags, xt, gt, ints[3], True)
                 nfev += 1
                 if not ok:
                     xfail[:] = xt
@@ -327,27 +349,23 @@ def lbfgs(prog, x, g, fval, S, Y, rho, hist, tol, max_iter, c1, c2, it0, path, x
 
 @_jit
 def evaluate_grad_split(code, ints, floats, flags, theta, batch, g, nparam):
-    n = code.shape[0]
-    meta, aux, consts, val, adj, gval = unpack(code, ints, floats)
+    """Like evaluate_grad, with the inputs from theta (the first nparam) and batch."""
+    vb = 2 * code.shape[0]
     kt = 0
     kb = 0
-    for j in range(meta[2]):
-        e = meta[3 + j]
-        o = code[e, OFF]
+    for j in range(ints[3]):
+        e = ints[4 + j]
+        o = vb + code[e, OFF]
         sz = code[e, SIZE]
         if j < nparam:
             for i in range(sz):
-                val[o + i] = theta[kt + i]
+                floats[o + i] = theta[kt + i]
             kt += sz
         else:
             for i in range(sz):
-                val[o + i] = batch[kb + i]
+                floats[o + i] = batch[kb + i]
             kb += sz
-    forward(code, consts, aux, val, flags[n:], 0, n)
-    if not guards_hold(code, meta, val, gval):
-        return np.nan, False
-    _reverse(code, meta, aux, consts, val, adj, flags, g, nparam)
-    return val[code[meta[1], OFF]], True
+    return _run(code, ints, floats, flags, theta, g, nparam, False)
 
 
 @_jit

@@ -62,6 +62,583 @@ def _sigmoid(x):
 
 
 @_jit
+def _scalar_fwd(op, u, v, c0, c1):
+    """The value of a one-element entry from its input values u (and v)."""
+    if op < 35:
+        if op < 22:
+            if op < 16:
+                if op < 13:
+                    if op < 11:
+                        # neg
+                        x = u
+                        return -x
+                    else:
+                        if op < 12:
+                            # abs
+                            x = u
+                            return abs(x)
+                        else:
+                            # square
+                            x = u
+                            return x * x
+                else:
+                    if op < 14:
+                        # sqrt
+                        x = u
+                        return math.sqrt(x)
+                    else:
+                        if op < 15:
+                            # exp
+                            x = u
+                            return math.exp(x)
+                        else:
+                            # log
+                            x = u
+                            return math.log(x)
+            else:
+                if op < 19:
+                    if op < 17:
+                        # log1p
+                        x = u
+                        return math.log1p(x)
+                    else:
+                        if op < 18:
+                            # sin
+                            x = u
+                            return math.sin(x)
+                        else:
+                            # cos
+                            x = u
+                            return math.cos(x)
+                else:
+                    if op < 20:
+                        # tan
+                        x = u
+                        return math.tan(x)
+                    else:
+                        if op < 21:
+                            # tanh
+                            x = u
+                            return math.tanh(x)
+                        else:
+                            # sigmoid
+                            x = u
+                            return _sigmoid(x)
+        else:
+            if op < 28:
+                if op < 25:
+                    if op < 23:
+                        # relu
+                        x = u
+                        return x if x > 0.0 else 0.0
+                    else:
+                        if op < 24:
+                            # clamp
+                            x = u
+                            return min(max(x, c0), c1)
+                        else:
+                            # reciprocal
+                            x = u
+                            return 1.0 / x
+                else:
+                    if op < 26:
+                        # softplus
+                        x = u
+                        return max(x, 0.0) + math.log1p(math.exp(-abs(x)))
+                    else:
+                        if op < 27:
+                            # fill
+                            x = u
+                            return c0
+                        else:
+                            # logsigmoid
+                            x = u
+                            return min(x, 0.0) - math.log1p(math.exp(-abs(x)))
+            else:
+                if op < 32:
+                    if op < 30:
+                        # sign
+                        x = u
+                        return 1.0 if x > 0 else (-1.0 if x < 0 else 0.0)
+                    else:
+                        if op < 31:
+                            # add_c
+                            x = u
+                            return x + c0
+                        else:
+                            # sub_c
+                            x = u
+                            return x - c0
+                else:
+                    if op < 33:
+                        # rsub_c
+                        x = u
+                        return c0 - x
+                    else:
+                        if op < 34:
+                            # mul_c
+                            x = u
+                            return x * c0
+                        else:
+                            # div_c
+                            x = u
+                            return x / c0
+    else:
+        if op < 53:
+            if op < 43:
+                if op < 40:
+                    if op < 36:
+                        # rdiv_c
+                        x = u
+                        return c0 / x
+                    else:
+                        if op < 37:
+                            # pow_c
+                            x = u
+                            return x * x if c0 == 2.0 else (x * x * x if c0 == 3.0 else x ** c0)
+                        else:
+                            # rpow_c
+                            x = u
+                            return c0 ** x
+                else:
+                    if op < 41:
+                        # lt_c
+                        x = u
+                        return 1.0 if x < c0 else 0.0
+                    else:
+                        if op < 42:
+                            # le_c
+                            x = u
+                            return 1.0 if x <= c0 else 0.0
+                        else:
+                            # gt_c
+                            x = u
+                            return 1.0 if x > c0 else 0.0
+            else:
+                if op < 50:
+                    if op < 44:
+                        # ge_c
+                        x = u
+                        return 1.0 if x >= c0 else 0.0
+                    else:
+                        if op < 45:
+                            # eq_c
+                            x = u
+                            return 1.0 if x == c0 else 0.0
+                        else:
+                            # ne_c
+                            x = u
+                            return 1.0 if x != c0 else 0.0
+                else:
+                    if op < 51:
+                        # add
+                        x = u
+                        y = v
+                        return x + y
+                    else:
+                        if op < 52:
+                            # sub
+                            x = u
+                            y = v
+                            return x - y
+                        else:
+                            # mul
+                            x = u
+                            y = v
+                            return x * y
+        else:
+            if op < 71:
+                if op < 56:
+                    if op < 54:
+                        # div
+                        x = u
+                        y = v
+                        return x / y
+                    else:
+                        if op < 55:
+                            # pow
+                            x = u
+                            y = v
+                            return x ** y
+                        else:
+                            # maximum
+                            x = u
+                            y = v
+                            return max(x, y)
+                else:
+                    if op < 57:
+                        # minimum
+                        x = u
+                        y = v
+                        return min(x, y)
+                    else:
+                        if op < 70:
+                            # bce_logits
+                            x = u
+                            y = v
+                            return max(x, 0.0) - x * y + math.log1p(math.exp(-abs(x)))
+                        else:
+                            # lt
+                            x = u
+                            y = v
+                            return 1.0 if x < y else 0.0
+            else:
+                if op < 74:
+                    if op < 72:
+                        # le
+                        x = u
+                        y = v
+                        return 1.0 if x <= y else 0.0
+                    else:
+                        if op < 73:
+                            # gt
+                            x = u
+                            y = v
+                            return 1.0 if x > y else 0.0
+                        else:
+                            # ge
+                            x = u
+                            y = v
+                            return 1.0 if x >= y else 0.0
+                else:
+                    if op < 76:
+                        if op < 75:
+                            # eq
+                            x = u
+                            y = v
+                            return 1.0 if x == y else 0.0
+                        else:
+                            # ne
+                            x = u
+                            y = v
+                            return 1.0 if x != y else 0.0
+                    else:
+                        if op < 77:
+                            # logical_and
+                            x = u
+                            y = v
+                            return 1.0 if (x != 0.0 and y != 0.0) else 0.0
+                        else:
+                            # logical_or
+                            x = u
+                            y = v
+                            return 1.0 if (x != 0.0 or y != 0.0) else 0.0
+
+
+@_jit
+def _scalar_bwd(op, u, v, w, g, c0, c1):
+    """(d/du, d/dv) times g for a one-element entry with output value w."""
+    if op < 35:
+        if op < 22:
+            if op < 16:
+                if op < 13:
+                    if op < 11:
+                        # neg
+                        x = u
+                        y = w
+                        return -g, 0.0
+                    else:
+                        if op < 12:
+                            # abs
+                            x = u
+                            y = w
+                            return g * (1.0 if x > 0 else (-1.0 if x < 0 else 0.0)), 0.0
+                        else:
+                            # square
+                            x = u
+                            y = w
+                            return 2.0 * x * g, 0.0
+                else:
+                    if op < 14:
+                        # sqrt
+                        x = u
+                        y = w
+                        return g * 0.5 / y, 0.0
+                    else:
+                        if op < 15:
+                            # exp
+                            x = u
+                            y = w
+                            return g * y, 0.0
+                        else:
+                            # log
+                            x = u
+                            y = w
+                            return g / x, 0.0
+            else:
+                if op < 19:
+                    if op < 17:
+                        # log1p
+                        x = u
+                        y = w
+                        return g / (1.0 + x), 0.0
+                    else:
+                        if op < 18:
+                            # sin
+                            x = u
+                            y = w
+                            return g * math.cos(x), 0.0
+                        else:
+                            # cos
+                            x = u
+                            y = w
+                            return -g * math.sin(x), 0.0
+                else:
+                    if op < 20:
+                        # tan
+                        x = u
+                        y = w
+                        return g * (1.0 + y * y), 0.0
+                    else:
+                        if op < 21:
+                            # tanh
+                            x = u
+                            y = w
+                            return g * (1.0 - y * y), 0.0
+                        else:
+                            # sigmoid
+                            x = u
+                            y = w
+                            return g * y * (1.0 - y), 0.0
+        else:
+            if op < 28:
+                if op < 25:
+                    if op < 23:
+                        # relu
+                        x = u
+                        y = w
+                        return g if x > 0.0 else 0.0, 0.0
+                    else:
+                        if op < 24:
+                            # clamp
+                            x = u
+                            y = w
+                            return g if (x >= c0 and x <= c1) else 0.0, 0.0
+                        else:
+                            # reciprocal
+                            x = u
+                            y = w
+                            return -g * y * y, 0.0
+                else:
+                    if op < 26:
+                        # softplus
+                        x = u
+                        y = w
+                        return g * _sigmoid(x), 0.0
+                    else:
+                        if op < 27:
+                            # fill
+                            x = u
+                            y = w
+                            return 0.0, 0.0
+                        else:
+                            # logsigmoid
+                            x = u
+                            y = w
+                            return g * (1.0 - _sigmoid(x)), 0.0
+            else:
+                if op < 32:
+                    if op < 30:
+                        # sign
+                        x = u
+                        y = w
+                        return 0.0, 0.0
+                    else:
+                        if op < 31:
+                            # add_c
+                            x = u
+                            y = w
+                            return g, 0.0
+                        else:
+                            # sub_c
+                            x = u
+                            y = w
+                            return g, 0.0
+                else:
+                    if op < 33:
+                        # rsub_c
+                        x = u
+                        y = w
+                        return -g, 0.0
+                    else:
+                        if op < 34:
+                            # mul_c
+                            x = u
+                            y = w
+                            return g * c0, 0.0
+                        else:
+                            # div_c
+                            x = u
+                            y = w
+                            return g / c0, 0.0
+    else:
+        if op < 53:
+            if op < 43:
+                if op < 40:
+                    if op < 36:
+                        # rdiv_c
+                        x = u
+                        y = w
+                        return -g * y / x, 0.0
+                    else:
+                        if op < 37:
+                            # pow_c
+                            x = u
+                            y = w
+                            return 2.0 * g * x if c0 == 2.0 else (3.0 * g * x * x if c0 == 3.0 else ((g * c0 * x ** (c0 - 1.0)) if c0 != 0.0 else 0.0)), 0.0
+                        else:
+                            # rpow_c
+                            x = u
+                            y = w
+                            return g * y * math.log(c0), 0.0
+                else:
+                    if op < 41:
+                        # lt_c
+                        x = u
+                        y = w
+                        return 0.0, 0.0
+                    else:
+                        if op < 42:
+                            # le_c
+                            x = u
+                            y = w
+                            return 0.0, 0.0
+                        else:
+                            # gt_c
+                            x = u
+                            y = w
+                            return 0.0, 0.0
+            else:
+                if op < 50:
+                    if op < 44:
+                        # ge_c
+                        x = u
+                        y = w
+                        return 0.0, 0.0
+                    else:
+                        if op < 45:
+                            # eq_c
+                            x = u
+                            y = w
+                            return 0.0, 0.0
+                        else:
+                            # ne_c
+                            x = u
+                            y = w
+                            return 0.0, 0.0
+                else:
+                    if op < 51:
+                        # add
+                        x = u
+                        y = v
+                        z = w
+                        return g, g
+                    else:
+                        if op < 52:
+                            # sub
+                            x = u
+                            y = v
+                            z = w
+                            return g, -g
+                        else:
+                            # mul
+                            x = u
+                            y = v
+                            z = w
+                            return g * y, g * x
+        else:
+            if op < 71:
+                if op < 56:
+                    if op < 54:
+                        # div
+                        x = u
+                        y = v
+                        z = w
+                        return g / y, -g * z / y
+                    else:
+                        if op < 55:
+                            # pow
+                            x = u
+                            y = v
+                            z = w
+                            return (g * y * x ** (y - 1.0)) if y != 0.0 else 0.0, (g * z * math.log(x)) if x != 0.0 else 0.0
+                        else:
+                            # maximum
+                            x = u
+                            y = v
+                            z = w
+                            return g if x > y else (0.5 * g if x == y else 0.0), g if y > x else (0.5 * g if x == y else 0.0)
+                else:
+                    if op < 57:
+                        # minimum
+                        x = u
+                        y = v
+                        z = w
+                        return g if x < y else (0.5 * g if x == y else 0.0), g if y < x else (0.5 * g if x == y else 0.0)
+                    else:
+                        if op < 70:
+                            # bce_logits
+                            x = u
+                            y = v
+                            z = w
+                            return g * (_sigmoid(x) - y), -g * x
+                        else:
+                            # lt
+                            x = u
+                            y = v
+                            z = w
+                            return 0.0, 0.0
+            else:
+                if op < 74:
+                    if op < 72:
+                        # le
+                        x = u
+                        y = v
+                        z = w
+                        return 0.0, 0.0
+                    else:
+                        if op < 73:
+                            # gt
+                            x = u
+                            y = v
+                            z = w
+                            return 0.0, 0.0
+                        else:
+                            # ge
+                            x = u
+                            y = v
+                            z = w
+                            return 0.0, 0.0
+                else:
+                    if op < 76:
+                        if op < 75:
+                            # eq
+                            x = u
+                            y = v
+                            z = w
+                            return 0.0, 0.0
+                        else:
+                            # ne
+                            x = u
+                            y = v
+                            z = w
+                            return 0.0, 0.0
+                    else:
+                        if op < 77:
+                            # logical_and
+                            x = u
+                            y = v
+                            z = w
+                            return 0.0, 0.0
+                        else:
+                            # logical_or
+                            x = u
+                            y = v
+                            z = w
+                            return 0.0, 0.0
+
+
+@_jit
 def _unary_fwd_s(op, val, a, o, n, c0, c1):
     """y = f(x, c0, c1) over n elements (short n)."""
     if op < 26:
@@ -2543,52 +3120,112 @@ def _shape_bwd(op, val, adj, aux, code, reached, a, o, n, x):
         raise ValueError("shape backward: unknown opcode")
 
 
+# ---------------------------------------------------------------- one entry
+@_jit
+def _fwd_entry(code, consts, aux, val, e):
+    """Compute entry e's value (any opcode; imports copy their source entry, if any)."""
+    op = code[e, OP]
+    i0 = code[e, IN0]
+    if op == IMPORT:  # written by Python, or a copy of an entry (a leaf updated in place)
+        if i0 >= 0:
+            a = code[i0, OFF]
+            o = code[e, OFF]
+            for i in range(code[e, SIZE]):
+                val[o + i] = val[a + i]
+        return
+    i1 = code[e, IN1]
+    x = code[e, AUX]
+    o = code[e, OFF]
+    n = code[e, SIZE]
+    if op < UNARY_END:  # unary, unary with a constant
+        if n <= SHORT:
+            _unary_fwd_s(op, val, code[i0, OFF], o, n, consts[e, 0], consts[e, 1])
+        else:
+            _unary_fwd_v(op, val, code[i0, OFF], o, n, consts[e, 0], consts[e, 1])
+    elif op < BINARY_END:  # binary, comparisons
+        sa = 1 if code[i0, SIZE] == n else 0
+        sb = 1 if code[i1, SIZE] == n else 0
+        if n <= SHORT:
+            _binary_fwd_s(op, val, code[i0, OFF], sa, code[i1, OFF], sb, o, n)
+        else:
+            _binary_fwd_v(op, val, code[i0, OFF], sa, code[i1, OFF], sb, o, n)
+    elif op < REDUCE_END:  # reductions
+        _reduce_fwd(op, val, code[i0, OFF], o, aux[x], aux[x + 1], aux[x + 2])
+    elif op == MATMUL:
+        _matmul_fwd(val, code[i0, OFF], code[i1, OFF], o, aux[x], aux[x + 1], aux[x + 2])
+    elif op == SELECT:  # x[i] of a 1-D tensor, i in c0
+        val[o] = val[code[i0, OFF] + int(consts[e, 0])]
+    elif op == WHERE:  # aux: the condition entry
+        c = code[aux[x], OFF]
+        a = code[i0, OFF]
+        b = code[i1, OFF]
+        for i in range(n):
+            val[o + i] = val[a + i] if val[c + i] != 0.0 else val[b + i]
+    else:  # shape and index family (cat has its inputs in aux)
+        _shape_fwd(op, val, aux, code, code[i0, OFF] if i0 >= 0 else 0, o, n, x)
+
+
+@_jit
+def _bwd_entry(code, consts, aux, val, adj, reached, e):
+    """Add entry e's adjoint, times its local derivatives, into its inputs' adjoints."""
+    op = code[e, OP]
+    i0 = code[e, IN0]
+    i1 = code[e, IN1]
+    x = code[e, AUX]
+    o = code[e, OFF]
+    n = code[e, SIZE]
+    r0 = i0 >= 0 and code[i0, RG] != 0
+    r1 = i1 >= 0 and code[i1, RG] != 0
+    if op < UNARY_END:
+        if r0:
+            if n <= SHORT:
+                _unary_bwd_s(op, val, adj, code[i0, OFF], o, n, consts[e, 0], consts[e, 1])
+            else:
+                _unary_bwd_v(op, val, adj, code[i0, OFF], o, n, consts[e, 0], consts[e, 1])
+    elif op < BINARY_END:
+        sa = 1 if code[i0, SIZE] == n else 0
+        sb = 1 if code[i1, SIZE] == n else 0
+        if n <= SHORT:
+            _binary_bwd_s(op, val, adj, code[i0, OFF], sa, r0, code[i1, OFF], sb, r1, o, n)
+        else:
+            _binary_bwd_v(op, val, adj, code[i0, OFF], sa, r0, code[i1, OFF], sb, r1, o, n)
+    elif op < REDUCE_END:
+        if r0:
+            _reduce_bwd(op, val, adj, code[i0, OFF], o, aux[x], aux[x + 1], aux[x + 2])
+    elif op == MATMUL:
+        _matmul_bwd(val, adj, code[i0, OFF], r0, code[i1, OFF], r1, o, aux[x], aux[x + 1], aux[x + 2])
+    elif op == SELECT:
+        if r0:
+            adj[code[i0, OFF] + int(consts[e, 0])] += adj[o]
+    elif op == WHERE:
+        c = code[aux[x], OFF]
+        a = code[i0, OFF]
+        b = code[i1, OFF]
+        for i in range(n):
+            if val[c + i] != 0.0:
+                if r0:
+                    adj[a + i] += adj[o + i]
+            elif r1:
+                adj[b + i] += adj[o + i]
+    elif r0 or op == CAT:
+        _shape_bwd(op, val, adj, aux, code, reached, code[i0, OFF] if i0 >= 0 else 0, o, n, x)
+
+
 # ---------------------------------------------------------------- the sweeps
+# One-element elementwise entries (scalar code: most of an Euler chain or a Rosenbrock)
+# call the value-in, value-out kernels inline; everything else goes through one entry call.
 @_jit
 def forward(code, consts, aux, val, freed, start, stop):
     """Compute the values of entries start..stop-1 into ``val`` (and clear their freed marks)."""
     for e in range(start, stop):
         freed[e] = 0
         op = code[e, OP]
-        if op == IMPORT:  # written by Python, or a copy of an entry (a leaf updated in place)
+        if code[e, SIZE] == 1 and IMPORT < op < BINARY_END:
             i0 = code[e, IN0]
-            if i0 >= 0:
-                a = code[i0, OFF]
-                o = code[e, OFF]
-                for i in range(code[e, SIZE]):
-                    val[o + i] = val[a + i]
-            continue
-        i0 = code[e, IN0]
-        i1 = code[e, IN1]
-        x = code[e, AUX]
-        o = code[e, OFF]
-        n = code[e, SIZE]
-        if op < UNARY_END:  # unary, unary with a constant
-            if n <= SHORT:
-                _unary_fwd_s(op, val, code[i0, OFF], o, n, consts[e, 0], consts[e, 1])
-            else:
-                _unary_fwd_v(op, val, code[i0, OFF], o, n, consts[e, 0], consts[e, 1])
-        elif op < BINARY_END:  # binary, comparisons
-            sa = 1 if code[i0, SIZE] == n else 0
-            sb = 1 if code[i1, SIZE] == n else 0
-            if n <= SHORT:
-                _binary_fwd_s(op, val, code[i0, OFF], sa, code[i1, OFF], sb, o, n)
-            else:
-                _binary_fwd_v(op, val, code[i0, OFF], sa, code[i1, OFF], sb, o, n)
-        elif op < REDUCE_END:  # reductions
-            _reduce_fwd(op, val, code[i0, OFF], o, aux[x], aux[x + 1], aux[x + 2])
-        elif op == MATMUL:
-            _matmul_fwd(val, code[i0, OFF], code[i1, OFF], o, aux[x], aux[x + 1], aux[x + 2])
-        elif op == SELECT:  # x[i] of a 1-D tensor, i in c0
-            val[o] = val[code[i0, OFF] + int(consts[e, 0])]
-        elif op == WHERE:  # aux: the condition entry
-            c = code[aux[x], OFF]
-            a = code[i0, OFF]
-            b = code[i1, OFF]
-            for i in range(n):
-                val[o + i] = val[a + i] if val[c + i] != 0.0 else val[b + i]
-        else:  # shape and index family (cat has its inputs in aux)
-            _shape_fwd(op, val, aux, code, code[i0, OFF] if i0 >= 0 else 0, o, n, x)
+            v = val[code[code[e, IN1], OFF]] if op >= UNARY_END else 0.0
+            val[code[e, OFF]] = _scalar_fwd(op, val[code[i0, OFF]], v, consts[e, 0], consts[e, 1])
+        elif op != IMPORT or code[e, IN0] >= 0:
+            _fwd_entry(code, consts, aux, val, e)
 
 
 @_jit
@@ -2609,44 +3246,19 @@ def backward(code, consts, aux, val, adj, reached, freed, stop, retain):
             return e
         i0 = code[e, IN0]
         i1 = code[e, IN1]
-        x = code[e, AUX]
-        o = code[e, OFF]
-        n = code[e, SIZE]
         r0 = i0 >= 0 and code[i0, RG] != 0
         r1 = i1 >= 0 and code[i1, RG] != 0
-        if op < UNARY_END:
-            if r0:
-                if n <= SHORT:
-                    _unary_bwd_s(op, val, adj, code[i0, OFF], o, n, consts[e, 0], consts[e, 1])
-                else:
-                    _unary_bwd_v(op, val, adj, code[i0, OFF], o, n, consts[e, 0], consts[e, 1])
-        elif op < BINARY_END:
-            sa = 1 if code[i0, SIZE] == n else 0
-            sb = 1 if code[i1, SIZE] == n else 0
-            if n <= SHORT:
-                _binary_bwd_s(op, val, adj, code[i0, OFF], sa, r0, code[i1, OFF], sb, r1, o, n)
-            else:
-                _binary_bwd_v(op, val, adj, code[i0, OFF], sa, r0, code[i1, OFF], sb, r1, o, n)
-        elif op < REDUCE_END:
-            if r0:
-                _reduce_bwd(op, val, adj, code[i0, OFF], o, aux[x], aux[x + 1], aux[x + 2])
-        elif op == MATMUL:
-            _matmul_bwd(val, adj, code[i0, OFF], r0, code[i1, OFF], r1, o, aux[x], aux[x + 1], aux[x + 2])
-        elif op == SELECT:
-            if r0:
-                adj[code[i0, OFF] + int(consts[e, 0])] += adj[o]
-        elif op == WHERE:
-            c = code[aux[x], OFF]
+        if code[e, SIZE] == 1 and op < BINARY_END:
+            o = code[e, OFF]
             a = code[i0, OFF]
-            b = code[i1, OFF]
-            for i in range(n):
-                if val[c + i] != 0.0:
-                    if r0:
-                        adj[a + i] += adj[o + i]
-                elif r1:
-                    adj[b + i] += adj[o + i]
-        elif r0 or op == CAT:
-            _shape_bwd(op, val, adj, aux, code, reached, code[i0, OFF] if i0 >= 0 else 0, o, n, x)
+            b = code[i1, OFF] if op >= UNARY_END else a
+            gx, gy = _scalar_bwd(op, val[a], val[b], val[o], adj[o], consts[e, 0], consts[e, 1])
+            if r0:
+                adj[a] += gx
+            if r1:
+                adj[b] += gy
+        else:
+            _bwd_entry(code, consts, aux, val, adj, reached, e)
         if r0:
             reached[i0] = 1
         if r1:
@@ -2663,3 +3275,82 @@ def sweep(code, consts, aux, val, adj, reached, freed, fstart, fstop, bstop, ret
     """Forward entries fstart..fstop-1, then backward from bstop: one call from Python."""
     forward(code, consts, aux, val, freed, fstart, fstop)
     return backward(code, consts, aux, val, adj, reached, freed, bstop, retain)
+
+
+# ---------------------------------------------------------------- lowered replay
+# A traced tape is replayed many times, so ``lower`` resolves it once into two streams of
+# rows (op, a, b, o, e, r): the arena offsets of the inputs and output already looked up,
+# and only the entries that lead to the output in the reverse stream (no reached tests).
+# A one-element entry then costs one inline kernel call; any other entry, the entry call.
+# The replay loops themselves are in _replay.py.
+L_GENERAL = 1  # run entry e by the per-entry kernels
+L_COPY = 2  # one element: o = a (scalar select, scalar copy)
+LW = 6  # row width; r: bit 0 / bit 1 = input a / b needs its adjoint
+LHEAD = 3  # low = [n forward rows, n reverse rows, n general rows, rows...]
+
+
+@_jit
+def _lower_row(code, consts, e, low, r):
+    op = code[e, OP]
+    i0 = code[e, IN0]
+    i1 = code[e, IN1]
+    low[r] = L_GENERAL
+    low[r + 1] = 0
+    low[r + 2] = 0
+    low[r + 3] = code[e, OFF]
+    low[r + 4] = e
+    low[r + 5] = (1 if i0 >= 0 and code[i0, RG] != 0 else 0) + (2 if i1 >= 0 and code[i1, RG] != 0 else 0)
+    if code[e, SIZE] != 1:
+        return 1
+    if IMPORT < op < BINARY_END:
+        low[r] = op
+        low[r + 1] = code[i0, OFF]
+        low[r + 2] = code[i1, OFF] if op >= UNARY_END else low[r + 1]
+        return 0
+    if op == SELECT or (op == IMPORT and i0 >= 0):
+        low[r] = L_COPY
+        low[r + 1] = code[i0, OFF] + (int(consts[e, 0]) if op == SELECT else 0)
+        return 0
+    return 1
+
+
+@_jit
+def lower(code, consts, aux, out):
+    """The forward and reverse streams of a tape whose output is entry ``out``."""
+    n = code.shape[0]
+    reached = np.zeros(n, np.uint8)
+    reached[out] = 1
+    nb = 0
+    for e in range(n - 1, -1, -1):
+        op = code[e, OP]
+        if reached[e] == 0 or op == IMPORT:
+            continue
+        nb += 1
+        if op == CAT:
+            x = code[e, AUX]
+            for q in range(aux[x + 2]):
+                src = aux[x + 3 + 2 * q]
+                if code[src, RG] != 0:
+                    reached[src] = 1
+        for i in (code[e, IN0], code[e, IN1]):
+            if i >= 0 and code[i, RG] != 0:
+                reached[i] = 1
+    nf = 0
+    for e in range(n):
+        if code[e, OP] != IMPORT or code[e, IN0] >= 0:
+            nf += 1
+    low = np.empty(LHEAD + (nf + nb) * LW, np.int64)
+    low[0] = nf
+    low[1] = nb
+    r = LHEAD
+    ngen = 0
+    for e in range(n):
+        if code[e, OP] != IMPORT or code[e, IN0] >= 0:
+            ngen += _lower_row(code, consts, e, low, r)
+            r += LW
+    for e in range(n - 1, -1, -1):
+        if reached[e] != 0 and code[e, OP] != IMPORT:
+            ngen += _lower_row(code, consts, e, low, r)
+            r += LW
+    low[2] = ngen
+    return low

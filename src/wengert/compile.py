@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from . import _replay
+from . import _replay, _vm
 from ._state import STATE
 from .optable import BY_CODE
 from .tape import OFF, Tape, W
@@ -61,11 +61,14 @@ class _Trace:
         n, top = tape.n, tape.top
         meta = [top, out._buf, len(args)] + list(range(len(args)))  # inputs: entries 0..
         meta += [len(guards)] + [e for e, _ in guards]
-        ints = np.concatenate([[len(meta)], meta, tape._aux[: tape._na]]).astype(np.int64)
+        code = np.ascontiguousarray(tape._code[:n])
+        aux = tape._aux[: tape._na]
+        low = _vm.lower(code, np.ascontiguousarray(tape._consts[:n]), aux, out._buf)
+        ints = np.concatenate([[len(meta)], meta, [low.size], low, aux]).astype(np.int64)
         floats = np.concatenate([tape._consts[:n].reshape(-1), tape.val[:top], np.zeros(top),
                                  [v for _, v in guards]]).astype(np.float64)
         # (code, ints, floats, flags): see _replay.py for the layout.
-        self.prog = (np.ascontiguousarray(tape._code[:n]), ints, floats,
+        self.prog = (code, ints, floats,
                      np.zeros(2 * n, np.uint8))
         self.val_offset = 2 * n  # where val starts in floats
         self.fresh = True  # made by tracing, not yet run as a program
