@@ -266,3 +266,43 @@ def test_minimize_crosses_a_guard_and_retraces():
 def test_minimize_bad_method():
     with pytest.raises(ValueError, match="unknown method"):
         wengert.minimize(rosen, [0.0, 0.0], method="newton")
+
+
+# ---------------------------------------------------------------- the lowered replay streams
+def _mixed(x):
+    """Scalar entries (selects, elementwise) beside vector ones (sum, cat, matmul)."""
+    a = x[0] * x[2] - x[1].exp()
+    v = wengert.stack([a, x[1], x[2] ** 2])
+    w = (x * v).sum() + (v @ x).tanh()
+    return w + wengert.cat([x[1:], v]).square().mean() * a.sigmoid()
+
+
+@pytest.mark.parametrize("x", [[0.3, -1.2, 0.8], [2.0, 0.1, -0.5], [-1.0, 1.0, 3.0]])
+def test_replay_of_mixed_scalar_and_vector_entries_matches_eager(x):
+    vg = wengert.value_and_grad(_mixed)
+    vg(np.array([0.5, 0.5, 0.5]))  # trace at another point
+    f, g = vg(np.array(x))
+    t = wengert.tensor(x, requires_grad=True)
+    out = _mixed(t)
+    out.backward()
+    assert f == pytest.approx(out.item(), rel=1e-14)
+    np.testing.assert_allclose(g, t.grad.numpy(), rtol=1e-13, atol=1e-15)
+
+
+def test_unused_intermediates_do_not_touch_the_gradient():
+    def f(x):
+        junk = (x - 10.0).log()  # nan, and never used by the output
+        _ = junk * 0.0
+        return (x * x).sum()
+
+    f_val, g = wengert.value_and_grad(f)(np.array([1.0, 2.0]))
+    assert f_val == 5.0
+    np.testing.assert_array_equal(g, [2.0, 4.0])
+
+
+def test_gradient_of_an_input_the_output_does_not_use_is_zero():
+    vg = wengert.value_and_grad(lambda x, y: (x * 3.0).sum(), argnums=(0, 1))
+    f, (gx, gy) = vg(np.array([1.0, 2.0]), np.array([5.0]))
+    assert f == 9.0
+    np.testing.assert_array_equal(gx, [3.0, 3.0])
+    np.testing.assert_array_equal(gy, [0.0])

@@ -71,8 +71,9 @@ def _small(unary: list, binary: list) -> list[str]:
 
 
 def _scalar(unary: list, binary: list) -> list[str]:
-    """One-element kernels that take and return values: the sweeps call them inline for
-    scalar entries, skipping the loop set-up and offset arithmetic of the *_s kernels."""
+    """One-element kernels that take and return values, inlined into the sweeps (numba IR
+    inlining: LLVM would not inline a tree this size, and the call costs 30% of a scalar
+    replay) for scalar entries, skipping the loop set-up of the *_s kernels."""
     ops = sorted(unary + binary, key=lambda o: o.code)
     first_binary = min(o.code for o in binary)
 
@@ -86,10 +87,10 @@ def _scalar(unary: list, binary: list) -> list[str]:
             return ["x = u", "y = w", f"return {op.bwd}, 0.0"]
         return ["x = u", "y = v", "z = w", f"return {op.bwd[0]}, {op.bwd[1]}"]
 
-    return ["\n\n@_jit\ndef _scalar_fwd(op, u, v, c0, c1):\n",
+    return ["\n\n@_jit_inline\ndef _scalar_fwd(op, u, v, c0, c1):\n",
             '    """The value of a one-element entry from its input values u (and v)."""\n',
             _tree(ops, fwd),
-            "\n\n@_jit\ndef _scalar_bwd(op, u, v, w, g, c0, c1):\n",
+            "\n\n@_jit_inline\ndef _scalar_bwd(op, u, v, w, g, c0, c1):\n",
             '    """(d/du, d/dv) times g for a one-element entry with output value w."""\n',
             _tree(ops, bwd)]
 

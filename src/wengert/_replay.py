@@ -5,7 +5,7 @@ One call runs a whole evaluation, or a whole optimisation loop, without Python.
 # ruff: noqa: E501
 # Stamped by tools/gen_vm.py: this line changes when _vm.py does, so numba's cache of this
 # file is never older than the interpreter it calls.
-# _vm.py sha256: fad4a6436b80b5e5
+# _vm.py sha256: 8c220f26f3dcdef1
 
 import math
 
@@ -13,6 +13,7 @@ import numpy as np
 
 from ._vm import (
     L_COPY,
+    L_MASK,
     LHEAD,
     LW,
     OFF,
@@ -68,15 +69,17 @@ def _run(code, ints, floats, flags, x, g, n_grad, set_x):
     # forward stream
     for k in range(nf):
         r = rows + k * LW
-        op = ints[r]
+        w0 = ints[r]
+        op = w0 & 255
         if op > L_COPY:
-            c = 2 * ints[r + 4]
-            floats[vb + ints[r + 3]] = _scalar_fwd(op, floats[vb + ints[r + 1]], floats[vb + ints[r + 2]],
+            c = 2 * (w0 >> 10)
+            w1 = ints[r + 1]
+            floats[vb + ints[r + 2]] = _scalar_fwd(op, floats[vb + (w1 & L_MASK)], floats[vb + (w1 >> 32)],
                                                    floats[c], floats[c + 1])
         elif op == L_COPY:
-            floats[vb + ints[r + 3]] = floats[vb + ints[r + 1]]
+            floats[vb + ints[r + 2]] = floats[vb + (ints[r + 1] & L_MASK)]
         else:
-            _fwd_entry(code, consts, aux, val, ints[r + 4])
+            _fwd_entry(code, consts, aux, val, w0 >> 10)
     # guards: each recorded value must come out as it did when traced
     g0 = 4 + n_in
     gb = ab + top
@@ -93,23 +96,25 @@ def _run(code, ints, floats, flags, x, g, n_grad, set_x):
     rows += nf * LW
     for k in range(nb):
         r = rows + k * LW
-        op = ints[r]
+        w0 = ints[r]
+        op = w0 & 255
         if op > L_COPY:
-            a = vb + ints[r + 1]
-            b = vb + ints[r + 2]
-            o = vb + ints[r + 3]
-            c = 2 * ints[r + 4]
+            w1 = ints[r + 1]
+            a = vb + (w1 & L_MASK)
+            b = vb + (w1 >> 32)
+            o = vb + ints[r + 2]
+            c = 2 * (w0 >> 10)
             gx, gy = _scalar_bwd(op, floats[a], floats[b], floats[o], floats[o + top], floats[c],
                                  floats[c + 1])
-            if ints[r + 5] & 1:
+            if w0 & 256:
                 floats[a + top] += gx
-            if ints[r + 5] & 2:
+            if w0 & 512:
                 floats[b + top] += gy
         elif op == L_COPY:
-            if ints[r + 5] & 1:
-                floats[ab + ints[r + 1]] += floats[ab + ints[r + 3]]
+            if w0 & 256:
+                floats[ab + (ints[r + 1] & L_MASK)] += floats[ab + ints[r + 2]]
         else:
-            _bwd_entry(code, consts, aux, val, adj, reached, ints[r + 4])
+            _bwd_entry(code, consts, aux, val, adj, reached, w0 >> 10)
     k = 0
     for j in range(n_grad):
         e = ints[4 + j]
