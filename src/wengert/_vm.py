@@ -3279,6 +3279,21 @@ def sweep(code, consts, aux, val, adj, reached, freed, fstart, fstop, bstop, ret
     return backward(code, consts, aux, val, adj, reached, freed, bstop, retain)
 
 
+@_jit
+def sweep_from(code, consts, aux, val, adj, reached, freed, fstart, fstop, root, retain):
+    """backward() of the one-element entry ``root`` when its tape imports no other tape:
+    forward what is pending, clear the scratch arrays up to the root, seed 1, sweep back."""
+    forward(code, consts, aux, val, freed, fstart, fstop)
+    o = code[root, OFF]
+    for i in range(o):
+        adj[i] = 0.0
+    adj[o] = 1.0
+    for e in range(root):
+        reached[e] = 0
+    reached[root] = 1
+    return backward(code, consts, aux, val, adj, reached, freed, root + 1, retain)
+
+
 # ---------------------------------------------------------------- lowered replay
 # A traced tape is replayed many times, so ``lower`` resolves it once into two streams of
 # rows: the arena offsets of the inputs and output already looked up, and only the entries

@@ -61,7 +61,7 @@ class Tape:
         "id", "gen", "code", "consts", "aux", "top", "n", "n_eval",
         "_code", "_consts", "_aux", "_nc", "_na", "_mcode", "_mconsts", "val", "freed",
         "leaves", "links", "imports", "imp_cache", "names", "tensors", "retained",
-        "exported", "has_dead", "flush_at", "owner", "__weakref__",
+        "exported", "has_dead", "flush_at", "owner", "_adj", "_reached", "__weakref__",
     )
 
     def __init__(self) -> None:
@@ -97,6 +97,9 @@ class Tape:
         # that a long unevaluated loop keeps a bounded arena (see flush).
         self.flush_at = SEAL_ELEMENTS
         self.owner = threading.get_ident()
+        # Scratch of backward_scalar, kept between steps (gradients are copied out of it).
+        self._adj = np.zeros(32)
+        self._reached = np.zeros(32, np.uint8)
 
     def __len__(self) -> int:
         return self.n
@@ -382,6 +385,54 @@ def run_backward(roots: list, seeds: list[np.ndarray], retain_graph: bool,
         for run in done:
             run.tape.release()
     return result
+
+
+def backward_scalar(t: Any, retain_graph: bool) -> None:
+    """``t.backward()`` for a one-element ``t``: the common case of a training loop.
+
+    When ``t``'s tape imports nothing from other tapes, one numba call clears the tape's
+    scratch arrays, seeds 1 and sweeps; otherwise the general engine runs.
+    """
+    tape = t._tape
+    if tape.links or tape.has_dead:
+        run_backward([t], [np.ones(1)], retain_graph)
+        return
+    tape.sync()
+    root = t._buf
+    if tape.top > len(tape._adj):
+        tape._adj = np.zeros(max(tape.top, 2 * len(tape._adj)))
+    if tape.n > len(tape._reached):
+        tape._reached = np.zeros(max(tape.n, 2 * len(tape._reached)), np.uint8)
+    adj, reached = tape._adj, tape._reached
+    err = _vm.sweep_from(tape._code, tape._consts, tape._aux, tape.val, adj, reached,
+                         tape.freed, tape.n_eval, tape.n, root, retain_graph)
+    tape.n_eval = tape.n
+    if err >= 0:
+        raise RuntimeError(SECOND_BACKWARD)
+    code = tape.code
+    grads = []
+    for e, leaf, ver in tape.leaves:
+        if e <= root and reached[e]:
+            if leaf._version != ver:
+                if not retain_graph:
+                    tape.freed[: root + 1][reached[: root + 1] != 0] = 0
+                raise RuntimeError(
+                    "one of the variables needed for gradient computation has been "
+                    f"modified by an inplace operation: [tensor of shape {list(leaf.shape)}] "
+                    f"is at version {leaf._version}; expected version {ver} instead. "
+                    "Change it after backward(), or build the graph again.")
+            o = code[W * e + OFF]
+            grads.append((leaf, adj[o: o + code[W * e + SIZE]]))
+    if tape.retained:
+        for e, ref in list(tape.retained.items()):
+            r = ref()
+            if r is not None and e <= root and reached[e]:
+                o = code[W * e + OFF]
+                r._accumulate(adj[o: o + code[W * e + SIZE]])
+    for leaf, g in grads:
+        leaf._accumulate(g)
+    if not retain_graph:
+        tape.release()
 
 
 def _seed(pending: dict, heap: list, tape: Tape, e: int, g: np.ndarray) -> None:

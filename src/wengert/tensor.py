@@ -406,7 +406,7 @@ class Tensor:
                              "wengert.value_and_grad/grad differentiate it")
         if (gradient is None and self._n == 1 and self._rg and self._tape is not None
                 and not create_graph and inputs is None):
-            _tape_mod.run_backward([self], _ONE, bool(retain_graph))  # the common case
+            _tape_mod.backward_scalar(self, bool(retain_graph))  # the common case
             return
         from .autograd import backward as _backward
 
