@@ -220,6 +220,13 @@ class Compiled:
                     f, ok = _replay.evaluate_grad(*tr.prog, x.reshape(-1), g)
                     if ok:
                         return f, g.reshape(x.shape)
+            elif type(x) is float and tr.shapes[0] == ():  # a function of one Python float
+                if tr.captured:
+                    tr.refresh()
+                g = np.empty(1)
+                f, ok = _replay.evaluate_grad(*tr.prog, np.array((x,)), g)
+                if ok:
+                    return f, float(g[0])
         arrays, x = self._inputs(args)
         g = np.empty_like(x)
         # Try the kept traces for this shape directly (a failed guard costs one forward
