@@ -176,11 +176,13 @@ def first_order(prog, kind, hyper, x, g, fval, s1, s2, tol, max_iter, it0, path,
         f, ok = _run(code, ints, floats, flags, x, g, ints[3], True)
         nfev += 1
         if not ok:
-            xfail[:] = x
+            for i in range(x.size):
+                xfail[i] = x[i]
             return GUARD_FAILED, it, nfev
         fval[0] = f
         if path.shape[0] > it:
-            path[it, :] = x
+            for i in range(x.size):
+                path[it, i] = x[i]
         if _maxabs(g) < tol:
             return CONVERGED, it, nfev
         if kind == GD:

@@ -9,6 +9,7 @@ the new path, and both traces are kept, so results always equal eager evaluation
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -64,9 +65,9 @@ class _Trace:
         code = np.ascontiguousarray(tape._code[:n])
         aux = tape._aux[: tape._na]
         low = _vm.lower(code, np.ascontiguousarray(tape._consts[:n]), aux, out._buf)
-        ints = np.concatenate([[len(meta)], meta, [low.size], low, aux]).astype(np.int64)
-        floats = np.concatenate([tape._consts[:n].reshape(-1), tape.val[:top], np.zeros(top),
-                                 [v for _, v in guards]]).astype(np.float64)
+        ints = np.concatenate((np.array([len(meta)] + meta + [low.size], np.int64), low, aux))
+        floats = np.concatenate((tape._consts[:n].reshape(-1), tape.val[:top], np.zeros(top),
+                                 np.array([v for _, v in guards], np.float64)))
         # (code, ints, floats, flags): see _replay.py for the layout.
         self.prog = (code, ints, floats,
                      np.zeros(2 * n, np.uint8))
@@ -95,7 +96,7 @@ class _Trace:
         return self.tape.n
 
     def check_scalar(self) -> None:
-        if int(np.prod(self.out_shape)) != 1:
+        if math.prod(self.out_shape) != 1:
             raise TraceError("value_and_grad/grad need a function with a scalar output; got "
                              f"shape {list(self.out_shape)}")
 
@@ -196,7 +197,7 @@ class Compiled:
             return float(f)
         out = int(tr.prog[1][2])
         o = tr.val_offset + tr.tape.code[W * out + OFF]
-        return tr.prog[2][o: o + int(np.prod(tr.out_shape))].reshape(tr.out_shape).copy()
+        return tr.prog[2][o: o + math.prod(tr.out_shape)].reshape(tr.out_shape).copy()
 
     __call__ = value
 

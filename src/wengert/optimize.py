@@ -95,7 +95,14 @@ def minimize(f: Callable, x0: Any, method: str = "lbfgs", *, lr: float | None = 
         break
     if bar is not None:
         bar.close()
-    value, grad = comp.value_and_grad(x.reshape(shape))
+    # f and its gradient at the final point: one more replay of the path that holds there.
+    if tr.captured:
+        tr.refresh()
+    grad = np.empty(n)
+    value, ok = _replay.evaluate_grad(*tr.prog, x, grad)
+    if not ok:
+        value, grad = comp.value_and_grad(x.reshape(shape))
+    grad = grad.reshape(shape)
     res = OptimizeResult(
         x=x.reshape(shape), fun=value, jac=grad, nit=it, nfev=nfev + 1,
         success=status == _replay.CONVERGED, status=status, message=_MESSAGES[status],
