@@ -67,9 +67,14 @@ def _run(code, ints, floats, flags, x, g, n_grad, set_x):
         for j in range(n_in):
             e = ints[4 + j]
             o = vb + code[e, OFF]
-            for i in range(code[e, SIZE]):
-                floats[o + i] = x[k + i]
-            k += code[e, SIZE]
+            sz = code[e, SIZE]
+            # Loops over views: an index like floats[o + i] is checked for wraparound,
+            # which keeps LLVM from vectorising a long copy.
+            dst = floats[o: o + sz]
+            src = x[k: k + sz]
+            for i in range(sz):
+                dst[i] = src[i]
+            k += sz
     # forward stream
     for k in range(nf):
         r = rows + k * LW
@@ -94,8 +99,9 @@ def _run(code, ints, floats, flags, x, g, n_grad, set_x):
     if n_grad < 0:
         return floats[out], True
     # reverse stream, from the output's adjoint 1
-    for i in range(ab, ab + top):
-        floats[i] = 0.0
+    adj0 = floats[ab: ab + top]
+    for i in range(top):
+        adj0[i] = 0.0
     floats[out + top] = 1.0
     rows += nf * LW
     for k in range(nb):
@@ -123,9 +129,12 @@ def _run(code, ints, floats, flags, x, g, n_grad, set_x):
     for j in range(n_grad):
         e = ints[4 + j]
         o = ab + code[e, OFF]
-        for i in range(code[e, SIZE]):
-            g[k + i] = floats[o + i]
-        k += code[e, SIZE]
+        sz = code[e, SIZE]
+        src = floats[o: o + sz]
+        dst = g[k: k + sz]
+        for i in range(sz):
+            dst[i] = src[i]
+        k += sz
     return floats[out], True
 
 
@@ -368,14 +377,15 @@ def evaluate_grad_split(code, ints, floats, flags, theta, batch, g, nparam):
         e = ints[4 + j]
         o = vb + code[e, OFF]
         sz = code[e, SIZE]
+        dst = floats[o: o + sz]
         if j < nparam:
-            for i in range(sz):
-                floats[o + i] = theta[kt + i]
+            src = theta[kt: kt + sz]
             kt += sz
         else:
-            for i in range(sz):
-                floats[o + i] = batch[kb + i]
+            src = batch[kb: kb + sz]
             kb += sz
+        for i in range(sz):
+            dst[i] = src[i]
     return _run(code, ints, floats, flags, theta, g, nparam, False)
 
 
