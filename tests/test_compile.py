@@ -306,3 +306,75 @@ def test_gradient_of_an_input_the_output_does_not_use_is_zero():
     assert f == 9.0
     np.testing.assert_array_equal(gx, [3.0, 3.0])
     np.testing.assert_array_equal(gy, [0.0])
+
+
+# ---------------------------------------------------------------- fused regions (long vectors)
+N_FUSED = 10_001  # above _vm.FUSE_MIN and not a multiple of the block
+
+
+def _ext_rosen(x):
+    return (100 * (x[1:] - x[:-1] ** 2) ** 2 + (1 - x[:-1]) ** 2).sum()
+
+
+def _stored_member(x):
+    a = x * x + 1.0  # used inside the run and, through a[5] and a.max(), after it
+    return (a.exp() * 1e-3).mean() + a[5] * 2.0 + a.max()
+
+
+def _dead_member(x):
+    junk = (x - 10.0).log()  # nan, never reaches the output
+    _ = junk * 0.0
+    return (x * x).sum()
+
+
+def _no_terminal(x):
+    v = x.tanh() * 2.0 + 1.0
+    return v @ v
+
+
+def _window_of_other_input(x, y):
+    return ((y[1:] - x[:-1]) ** 2 * y[:-1]).sum()
+
+
+@pytest.mark.parametrize("f", [_ext_rosen, _stored_member, _dead_member, _no_terminal])
+def test_fused_regions_match_eager(f):
+    x = np.linspace(-1.0, 1.0, N_FUSED)
+    vg = wengert.value_and_grad(f)
+    vg(x * 0.5)  # trace at another point
+    val, g = vg(x)
+    ev, eg = eager_value_and_grad(f, x)
+    assert val == pytest.approx(ev, rel=1e-12)
+    np.testing.assert_allclose(g, eg, rtol=1e-11, atol=1e-12)
+    assert np.isfinite(g).all()
+
+
+def test_fused_region_with_scalar_and_second_input():
+    x = np.linspace(-1.0, 1.0, N_FUSED)
+    y = np.cos(np.linspace(0.0, 3.0, N_FUSED))
+    vg = wengert.value_and_grad(_window_of_other_input, argnums=(0, 1))
+    val, (gx, gy) = vg(x, y)
+    ev, (ex, ey) = eager_value_and_grad(_window_of_other_input, x, y, argnums=(0, 1))
+    assert val == pytest.approx(ev, rel=1e-12)
+    np.testing.assert_allclose(gx, ex, rtol=1e-11, atol=1e-12)
+    np.testing.assert_allclose(gy, ey, rtol=1e-11, atol=1e-12)
+
+    def scaled(x, s):
+        return ((x - s) ** 2 * s).mean()
+
+    val, (gx, gs) = wengert.value_and_grad(scaled, argnums=(0, 1))(x, np.array(0.3))
+    ev, (ex, es) = eager_value_and_grad(scaled, x, np.array(0.3), argnums=(0, 1))
+    assert val == pytest.approx(ev, rel=1e-12)
+    np.testing.assert_allclose(gx, ex, rtol=1e-11, atol=1e-15)
+    assert float(gs) == pytest.approx(float(es), rel=1e-10)
+
+
+def test_fused_region_is_used():
+    from wengert import _vm
+
+    c = wengert.trace(_ext_rosen, np.zeros(N_FUSED))
+    code, ints, _, _ = c._latest().prog
+    m = int(ints[0])
+    low = ints[m + 2: m + 2 + int(ints[m + 1])]
+    nf, nb = int(low[0]), int(low[1])
+    rows = low[_vm.LHEAD: _vm.LHEAD + _vm.LW * (nf + nb)].reshape(-1, _vm.LW)
+    assert (rows[:, 0] & 255).tolist() == [_vm.L_FUSED, _vm.L_FUSED]  # one region each way

@@ -5,7 +5,7 @@ One call runs a whole evaluation, or a whole optimisation loop, without Python.
 # ruff: noqa: E501
 # Stamped by tools/gen_vm.py: this line changes when _vm.py does, so numba's cache of this
 # file is never older than the interpreter it calls.
-# _vm.py sha256: 8e28a5d11c715db9
+# _vm.py sha256: 9556fe15f3152f76
 
 import math
 
@@ -14,16 +14,17 @@ from numba import njit
 
 from ._vm import (
     L_COPY,
+    L_FUSED,
     L_MASK,
     LHEAD,
     LW,
     OFF,
     SIZE,
-    _bwd_entry,
-    _fwd_entry,
     _jit,
     _scalar_bwd,
     _scalar_fwd,
+    other_backward,
+    other_forward,
 )
 
 OK, GUARD_FAILED = 0, 1
@@ -38,6 +39,8 @@ OK, GUARD_FAILED = 0, 1
 # _run allocates nothing, so it is compiled without numba's reference counting: with it,
 # every array passed in or viewed costs two atomic operations per call, which made up
 # half of an optimiser iteration on a short scalar tape (75 -> 33 ns of fixed cost).
+# It calls no jitted function but the inlined scalar kernels and _vm.other_forward /
+# other_backward (explicit signatures: see there).
 @njit(cache=True, error_model="numpy", nogil=True, _nrt=False)
 def _run(code, ints, floats, flags, x, g, n_grad, set_x):
     """One replay: f(x), and with n_grad >= 0 the gradient of the first n_grad inputs
@@ -80,7 +83,7 @@ def _run(code, ints, floats, flags, x, g, n_grad, set_x):
         r = rows + k * LW
         w0 = ints[r]
         op = w0 & 255
-        if op > L_COPY:
+        if op > L_FUSED:
             c = 2 * (w0 >> 10)
             w1 = ints[r + 1]
             floats[vb + ints[r + 2]] = _scalar_fwd(op, floats[vb + (w1 & L_MASK)], floats[vb + (w1 >> 32)],
@@ -88,7 +91,7 @@ def _run(code, ints, floats, flags, x, g, n_grad, set_x):
         elif op == L_COPY:
             floats[vb + ints[r + 2]] = floats[vb + (ints[r + 1] & L_MASK)]
         else:
-            _fwd_entry(code, consts, aux, val, w0 >> 10)
+            other_forward(op, ints, lo + 1 + ints[r + 1], w0 >> 10, code, consts, aux, val)
     # guards: each recorded value must come out as it did when traced
     g0 = 4 + n_in
     gb = ab + top
@@ -99,16 +102,19 @@ def _run(code, ints, floats, flags, x, g, n_grad, set_x):
     if n_grad < 0:
         return floats[out], True
     # reverse stream, from the output's adjoint 1
-    adj0 = floats[ab: ab + top]
-    for i in range(top):
-        adj0[i] = 0.0
+    zr = rows + (nf + nb) * LW  # the adjoint ranges the reverse stream uses: clear them
+    for k in range(ints[lo + 4]):
+        o = ab + ints[zr + 2 * k]
+        adj0 = floats[o: o + ints[zr + 2 * k + 1]]
+        for i in range(adj0.size):
+            adj0[i] = 0.0
     floats[out + top] = 1.0
     rows += nf * LW
     for k in range(nb):
         r = rows + k * LW
         w0 = ints[r]
         op = w0 & 255
-        if op > L_COPY:
+        if op > L_FUSED:
             w1 = ints[r + 1]
             a = vb + (w1 & L_MASK)
             b = vb + (w1 >> 32)
@@ -124,7 +130,8 @@ def _run(code, ints, floats, flags, x, g, n_grad, set_x):
             if w0 & 256:
                 floats[ab + (ints[r + 1] & L_MASK)] += floats[ab + ints[r + 2]]
         else:
-            _bwd_entry(code, consts, aux, val, adj, reached, w0 >> 10)
+            other_backward(op, ints, lo + 1 + ints[r + 1], w0 >> 10, code, consts, aux, val, adj,
+                           reached)
     k = 0
     for j in range(n_grad):
         e = ints[4 + j]

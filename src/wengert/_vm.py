@@ -3307,7 +3307,8 @@ def sweep_from(code, consts, aux, val, adj, reached, freed, fstart, fstop, root,
 L_GENERAL = 1  # run entry e by the per-entry kernels
 L_COPY = 2  # one element: o = a (scalar select, scalar copy)
 LW = 3  # row width
-LHEAD = 3  # low = [n forward rows, n reverse rows, n general rows, rows...]
+LHEAD = 4  # low = [n forward rows, n reverse rows, n general rows, n zero ranges, rows...,
+#                  zero ranges (offset, size)..., fused region descriptors...]
 L_MASK = (1 << 32) - 1
 
 
@@ -3333,20 +3334,328 @@ def _lower_row(code, consts, e, low, r):
     return 1 if kind == L_GENERAL else 0
 
 
+# ---------------------------------------------------------------- fused regions
+# A run of consecutive entries that are elementwise over one long size N (fed by entries
+# of size N, scalars and contiguous 1-D slices, and ending, optionally, in a sum or mean
+# of all N elements) is replayed block by block: its intermediate values live in a small
+# scratch that stays in cache instead of arena arrays of N elements, and the reverse sweep
+# recomputes them per block. Memory traffic drops from a few arrays per entry to about
+# one read of the inputs and one write of their adjoints, which is what bounds long
+# vectors (extended Rosenbrock at N = 10^6). Members whose values are used outside the
+# run (later entries, guards, the output) are still stored.
+L_FUSED = 3  # a fused region: w1 = where its descriptor starts in low
+FUSE_MIN = 4096  # elements: shorter runs gain nothing over the entry kernels
+FUSE_B = 2048  # block (elements per slot of the scratch)
+# descriptor: [N, n_slots, n_in, n_mem, term_op, term_entry, term_slot,
+#              n_in x (slot, kind, entry, start), n_mem x (slot, op, entry, aslot, bslot, flags)]
+IN_FULL, IN_SCALAR, IN_WINDOW, IN_WINDOW_STORED = 0, 1, 2, 3
+M_STORE, M_REACHED = 1, 2  # member flags
+DHEAD, DIN, DMEM = 7, 4, 6
+
+
 @_jit
-def lower(code, consts, aux, out):
-    """The forward and reverse streams of a tape whose output is entry ``out``."""
+def _window_of(code, aux, e):
+    """Where a slice entry reads its source (start), or -1 if it is not a contiguous 1-D slice."""
+    if code[e, OP] != SLICE:
+        return -1
+    x = code[e, AUX]
+    if aux[x] == 1 and aux[x + 3] == 1 and aux[x + 4] == 1:
+        return aux[x + 2]
+    return -1
+
+
+@_jit
+def _member_ok(code, e, size, start):
+    """Entry e can join a run of this size that starts at entry start."""
+    op = code[e, OP]
+    if code[e, SIZE] != size or not (IMPORT < op < BINARY_END):
+        return False
+    for k in range(2 if op >= UNARY_END else 1):
+        i = code[e, IN0 + k]
+        if code[i, SIZE] != size and code[i, SIZE] != 1:
+            return False
+        if code[i, SIZE] == 1 and i >= start:  # a scalar from inside the run: cannot be
+            return False
+    return True
+
+
+@_jit
+def _find_regions(code, aux):
+    """Regions as rows (start, end, terminal or -1), and each entry's region (or -1)."""
+    n = code.shape[0]
+    last_use = np.full(n, -1, np.int64)
+    for e in range(n):
+        op = code[e, OP]
+        for k in range(2):
+            i = code[e, IN0 + k]
+            if i >= 0:
+                last_use[i] = e
+        if op == CAT:
+            x = code[e, AUX]
+            for q in range(aux[x + 2]):
+                last_use[aux[x + 3 + 2 * q]] = e
+        elif op == WHERE:
+            last_use[aux[code[e, AUX]]] = e
+    region_of = np.full(n, -1, np.int64)
+    regions = np.empty((n // 2 + 1, 3), np.int64)
+    nr = 0
+    e = 0
+    while e < n:
+        size = code[e, SIZE]
+        if size < FUSE_MIN or not (_member_ok(code, e, size, e) or _window_of(code, aux, e) >= 0):
+            e += 1
+            continue
+        start = e
+        members = 0
+        while e < n and (_member_ok(code, e, size, start) or (
+                code[e, SIZE] == size and _window_of(code, aux, e) >= 0 and code[e, IN0] < start)):
+            if code[e, OP] < BINARY_END:
+                members += 1
+            e += 1
+        end = e - 1
+        term = -1
+        if e < n and (code[e, OP] == SUM or code[e, OP] == MEAN) and code[e, IN0] >= start:
+            x = code[e, AUX]
+            if aux[x] == 1 and aux[x + 1] == size and aux[x + 2] == 1:
+                term = e
+                end = e
+                e += 1
+        if members < 2:
+            continue
+        for k in range(start, end + 1):
+            region_of[k] = nr
+        regions[nr, 0] = start
+        regions[nr, 1] = end
+        regions[nr, 2] = term
+        nr += 1
+    return regions[:nr], region_of, last_use
+
+
+@_jit
+def _describe(code, aux, keep, reached, last_use, start, end, term, desc, d):
+    """Write the descriptor of a region at desc[d:]; returns its length."""
+    size = code[start, SIZE]
+    stop = end if term < 0 else end - 1  # last member
+    nmem = 0
+    for e in range(start, stop + 1):
+        if code[e, OP] < BINARY_END:
+            nmem += 1
+    slot_of = np.full(end + 1 - start, -1, np.int64)
+    # inputs: entries before the run (full size or scalars), and the run's windows
+    nin = 0
+    ins = desc[d + DHEAD:]
+    slots = 0
+    for e in range(start, stop + 1):
+        if code[e, OP] == SLICE:
+            st = _window_of(code, aux, e)
+            ins[nin * DIN] = slots
+            ins[nin * DIN + 1] = IN_WINDOW_STORED if (keep[e] != 0 or last_use[e] > end) else IN_WINDOW
+            ins[nin * DIN + 2] = e
+            ins[nin * DIN + 3] = st
+            slot_of[e - start] = slots
+            slots += 1
+            nin += 1
+            continue
+        for k in range(2 if code[e, OP] >= UNARY_END else 1):
+            i = code[e, IN0 + k]
+            if i >= start:
+                continue
+            seen = False
+            for q in range(nin):
+                if ins[q * DIN + 2] == i and ins[q * DIN + 1] != IN_WINDOW:
+                    seen = True
+            if seen:
+                continue
+            ins[nin * DIN] = slots
+            ins[nin * DIN + 1] = IN_SCALAR if code[i, SIZE] == 1 else IN_FULL
+            ins[nin * DIN + 2] = i
+            ins[nin * DIN + 3] = 0
+            slots += 1
+            nin += 1
+    mem = desc[d + DHEAD + nin * DIN:]
+    m = 0
+    for e in range(start, stop + 1):
+        if code[e, OP] >= BINARY_END:
+            continue
+        slot_of[e - start] = slots
+        mem[m * DMEM] = slots
+        mem[m * DMEM + 1] = code[e, OP]
+        mem[m * DMEM + 2] = e
+        for k in range(2):
+            i = code[e, IN0 + k] if (k == 0 or code[e, OP] >= UNARY_END) else code[e, IN0]
+            if i >= start:
+                s_i = slot_of[i - start]
+            else:
+                s_i = -1
+                for q in range(nin):
+                    if ins[q * DIN + 2] == i and ins[q * DIN + 1] < IN_WINDOW:
+                        s_i = ins[q * DIN]
+            mem[m * DMEM + 3 + k] = s_i
+        mem[m * DMEM + 5] = ((M_STORE if (keep[e] != 0 or last_use[e] > end) else 0)
+                             + (M_REACHED if reached[e] != 0 else 0))
+        slots += 1
+        m += 1
+    desc[d] = size
+    desc[d + 1] = slots
+    desc[d + 2] = nin
+    desc[d + 3] = nmem
+    desc[d + 4] = code[term, OP] if term >= 0 else 0
+    desc[d + 5] = term
+    desc[d + 6] = slot_of[code[term, IN0] - start] if term >= 0 else -1
+    return DHEAD + nin * DIN + nmem * DMEM
+
+
+@_jit
+def _fused_block(desc, d, code, consts, val, tmp, s, m):
+    """Inputs and member values of elements s..s+m-1 into the scratch."""
+    nin, nmem = desc[d + 2], desc[d + 3]
+    for q in range(nin):
+        r = d + DHEAD + q * DIN
+        dst = tmp[desc[r] * FUSE_B:]
+        src_e = desc[r + 2]
+        kind = desc[r + 1]
+        if kind == IN_SCALAR:
+            dst[0] = val[code[src_e, OFF]]
+            continue
+        if kind >= IN_WINDOW:
+            base = code[code[src_e, IN0], OFF] + desc[r + 3] + s
+        else:
+            base = code[src_e, OFF] + s
+        src = val[base: base + m]
+        for i in range(m):
+            dst[i] = src[i]
+    base_m = d + DHEAD + nin * DIN
+    for k in range(nmem):
+        r = base_m + k * DMEM
+        o, op, e, a, b = desc[r], desc[r + 1], desc[r + 2], desc[r + 3], desc[r + 4]
+        if op < UNARY_END:
+            _unary_fwd_v(op, tmp, a * FUSE_B, o * FUSE_B, m, consts[e, 0], consts[e, 1])
+        else:
+            sa = 0 if code[code[e, IN0], SIZE] == 1 else 1
+            sb = 0 if code[code[e, IN1], SIZE] == 1 else 1
+            _binary_fwd_v(op, tmp, a * FUSE_B, sa, b * FUSE_B, sb, o * FUSE_B, m)
+
+
+@_jit
+def fused_forward(low, d, code, consts, val):
+    """Values of a fused region: stored members, and its sum or mean."""
+    size, slots, nin, nmem = low[d], low[d + 1], low[d + 2], low[d + 3]
+    tmp = np.empty(slots * FUSE_B)
+    acc = 0.0
+    ts = low[d + 6]
+    base_m = d + DHEAD + nin * DIN
+    for s in range(0, size, FUSE_B):
+        m = min(FUSE_B, size - s)
+        _fused_block(low, d, code, consts, val, tmp, s, m)
+        for k in range(nmem + nin):  # members (and windows) used outside the run
+            if k < nmem:
+                r = base_m + k * DMEM
+                if (low[r + 5] & M_STORE) == 0:
+                    continue
+            else:
+                r = d + DHEAD + (k - nmem) * DIN
+                if low[r + 1] != IN_WINDOW_STORED:
+                    continue
+            o = code[low[r + 2], OFF] + s
+            dst = val[o: o + m]
+            src = tmp[low[r] * FUSE_B: low[r] * FUSE_B + m]
+            for i in range(m):
+                dst[i] = src[i]
+        if ts >= 0:
+            src = tmp[ts * FUSE_B: ts * FUSE_B + m]
+            for i in range(m):
+                acc += src[i]
+    if ts >= 0:
+        term = low[d + 5]
+        val[code[term, OFF]] = acc / size if low[d + 4] == MEAN else acc
+
+
+@_jit
+def fused_backward(low, d, code, consts, val, adj):
+    """Adjoints of a fused region's inputs, recomputing its values block by block."""
+    size, slots, nin, nmem = low[d], low[d + 1], low[d + 2], low[d + 3]
+    tmp = np.empty(slots * FUSE_B)
+    tadj = np.empty(slots * FUSE_B)
+    ts = low[d + 6]
+    g = 0.0
+    if ts >= 0:
+        g = adj[code[low[d + 5], OFF]]
+        if low[d + 4] == MEAN:
+            g /= size
+    base_m = d + DHEAD + nin * DIN
+    for s in range(0, size, FUSE_B):
+        m = min(FUSE_B, size - s)
+        _fused_block(low, d, code, consts, val, tmp, s, m)
+        for i in range(slots * FUSE_B):
+            tadj[i] = 0.0
+        if ts >= 0:
+            dst = tadj[ts * FUSE_B: ts * FUSE_B + m]
+            for i in range(m):
+                dst[i] += g
+        for k in range(nmem + nin):  # what later entries gave stored members and windows
+            if k < nmem:
+                r = base_m + k * DMEM
+                if (low[r + 5] & M_STORE) == 0:
+                    continue
+            else:
+                r = d + DHEAD + (k - nmem) * DIN
+                if low[r + 1] != IN_WINDOW_STORED:
+                    continue
+            o = code[low[r + 2], OFF] + s
+            src = adj[o: o + m]
+            dst = tadj[low[r] * FUSE_B: low[r] * FUSE_B + m]
+            for i in range(m):
+                dst[i] += src[i]
+        for k in range(nmem - 1, -1, -1):
+            r = base_m + k * DMEM
+            o, op, e, a, b = low[r], low[r + 1], low[r + 2], low[r + 3], low[r + 4]
+            if (low[r + 5] & M_REACHED) == 0:  # its adjoint is 0: skip (0 * inf would be nan)
+                continue
+            i0 = code[e, IN0]
+            ra = code[i0, RG] != 0
+            if op < UNARY_END:
+                if ra:
+                    _unary_bwd_v(op, tmp, tadj, a * FUSE_B, o * FUSE_B, m, consts[e, 0], consts[e, 1])
+            else:
+                i1 = code[e, IN1]
+                rb = code[i1, RG] != 0
+                sa = 0 if code[i0, SIZE] == 1 else 1
+                sb = 0 if code[i1, SIZE] == 1 else 1
+                _binary_bwd_v(op, tmp, tadj, a * FUSE_B, sa, ra, b * FUSE_B, sb, rb, o * FUSE_B, m)
+        for q in range(nin):
+            r = d + DHEAD + q * DIN
+            kind, src_e = low[r + 1], low[r + 2]
+            src = tadj[low[r] * FUSE_B: low[r] * FUSE_B + m]
+            if kind >= IN_WINDOW:
+                e0 = code[src_e, IN0]
+                if code[e0, RG] == 0:
+                    continue
+                o = code[e0, OFF] + low[r + 3] + s
+            else:
+                if code[src_e, RG] == 0:
+                    continue
+                o = code[src_e, OFF] + (0 if kind == IN_SCALAR else s)
+            if kind == IN_SCALAR:
+                adj[o] += src[0]
+            else:
+                dst = adj[o: o + m]
+                for i in range(m):
+                    dst[i] += src[i]
+
+
+@_jit
+def lower(code, consts, aux, out, keep):
+    """The forward and reverse streams of a tape whose output is entry ``out``; entries
+    marked in ``keep`` (the output, guards) are always stored in the arena."""
     n = code.shape[0]
     if n > 0 and code[n - 1, OFF] + code[n - 1, SIZE] > L_MASK:
         raise ValueError("replay: the arena has more than 2**32 elements")
     reached = np.zeros(n, np.uint8)
     reached[out] = 1
-    nb = 0
     for e in range(n - 1, -1, -1):
         op = code[e, OP]
         if reached[e] == 0 or op == IMPORT:
             continue
-        nb += 1
         if op == CAT:
             x = code[e, AUX]
             for q in range(aux[x + 2]):
@@ -3356,22 +3665,111 @@ def lower(code, consts, aux, out):
         for i in (code[e, IN0], code[e, IN1]):
             if i >= 0 and code[i, RG] != 0:
                 reached[i] = 1
+    regions, region_of, last_use = _find_regions(code, aux)
+    nreg = regions.shape[0]
+    desc = np.empty(16 * n + DHEAD * nreg + 1, np.int64)
+    dstart = np.empty(nreg, np.int64)
+    live = np.zeros(nreg, np.uint8)  # the region has entries the reverse sweep reaches
+    nd = 0
+    for k in range(nreg):
+        dstart[k] = nd
+        nd += _describe(code, aux, keep, reached, last_use, regions[k, 0], regions[k, 1],
+                        regions[k, 2], desc, nd)
+        for e in range(regions[k, 0], regions[k, 1] + 1):
+            if reached[e] != 0:
+                live[k] = 1
     nf = 0
+    nb = 0
     for e in range(n):
-        if code[e, OP] != IMPORT or code[e, IN0] >= 0:
-            nf += 1
-    low = np.empty(LHEAD + (nf + nb) * LW, np.int64)
+        k = region_of[e]
+        if k >= 0:
+            if e == regions[k, 1]:
+                nf += 1
+                nb += live[k]
+        else:
+            if code[e, OP] != IMPORT or code[e, IN0] >= 0:
+                nf += 1
+            if reached[e] != 0 and code[e, OP] != IMPORT:
+                nb += 1
+    # The adjoints the reverse stream touches, as merged ranges: all of the arena, except
+    # the values a fused region keeps in its scratch only.
+    zr = np.empty(2 * n + 2, np.int64)
+    nz = 0
+    for e in range(n):
+        need = reached[e] != 0 or code[e, OP] == IMPORT
+        k = region_of[e]
+        if k >= 0 and e != regions[k, 2]:  # a region member or window: its adjoint is read
+            need = keep[e] != 0 or last_use[e] > regions[k, 1]  # only when it is stored
+        if not need or code[e, SIZE] == 0:
+            continue
+        o = code[e, OFF]
+        if nz > 0 and zr[2 * nz - 2] + zr[2 * nz - 1] == o:
+            zr[2 * nz - 1] += code[e, SIZE]
+        else:
+            zr[2 * nz] = o
+            zr[2 * nz + 1] = code[e, SIZE]
+            nz += 1
+    zbase = LHEAD + (nf + nb) * LW
+    dbase = zbase + 2 * nz
+    low = np.empty(dbase + nd, np.int64)
     low[0] = nf
     low[1] = nb
+    low[3] = nz
+    low[zbase: dbase] = zr[: 2 * nz]
+    low[dbase:] = desc[:nd]
     r = LHEAD
     ngen = 0
     for e in range(n):
-        if code[e, OP] != IMPORT or code[e, IN0] >= 0:
+        k = region_of[e]
+        if k >= 0:
+            if e == regions[k, 1]:
+                _fused_row(low, r, e, dbase + dstart[k])
+                ngen += 1
+                r += LW
+        elif code[e, OP] != IMPORT or code[e, IN0] >= 0:
             ngen += _lower_row(code, consts, e, low, r)
             r += LW
     for e in range(n - 1, -1, -1):
-        if reached[e] != 0 and code[e, OP] != IMPORT:
+        k = region_of[e]
+        if k >= 0:
+            if e == regions[k, 1] and live[k]:
+                _fused_row(low, r, e, dbase + dstart[k])
+                ngen += 1
+                r += LW
+        elif reached[e] != 0 and code[e, OP] != IMPORT:
             ngen += _lower_row(code, consts, e, low, r)
             r += LW
     low[2] = ngen
     return low
+
+
+@_jit
+def _fused_row(low, r, e, d):
+    low[r] = L_FUSED | (e << 10)
+    low[r + 1] = d
+    low[r + 2] = 0
+
+
+# The replay loop (_replay._run) is compiled without numba's reference counting, and numba
+# compiles a function called from there with the caller's options unless it exists already:
+# these two carry explicit signatures (compiled at import, with reference counting, and
+# never again), so everything below them keeps its own options.
+@njit("void(int64, int64[::1], int64, int64, int64[:, ::1], float64[:, ::1], int64[::1], "
+      "float64[::1])", cache=True, error_model="numpy", nogil=True)
+def other_forward(op, low, d, e, code, consts, aux, val):
+    """A replay row that is not a scalar: a fused region, or entry e by its kernels."""
+    if op == L_FUSED:
+        fused_forward(low, d, code, consts, val)
+    else:
+        _fwd_entry(code, consts, aux, val, e)
+
+
+@njit("void(int64, int64[::1], int64, int64, int64[:, ::1], float64[:, ::1], int64[::1], "
+      "float64[::1], float64[::1], uint8[::1])", cache=True, error_model="numpy", nogil=True)
+def other_backward(op, low, d, e, code, consts, aux, val, adj, reached):
+    """The reverse of other_forward."""
+    if op == L_FUSED:
+        fused_backward(low, d, code, consts, val, adj)
+    else:
+        _bwd_entry(code, consts, aux, val, adj, reached, e)
+

@@ -64,7 +64,11 @@ class _Trace:
         meta += [len(guards)] + [e for e, _ in guards]
         code = np.ascontiguousarray(tape._code[:n])
         aux = tape._aux[: tape._na]
-        low = _vm.lower(code, np.ascontiguousarray(tape._consts[:n]), aux, out._buf)
+        keep = np.zeros(n, np.uint8)  # values read after the replay: always stored
+        keep[out._buf] = 1
+        for e, _ in guards:
+            keep[e] = 1
+        low = _vm.lower(code, np.ascontiguousarray(tape._consts[:n]), aux, out._buf, keep)
         ints = np.concatenate((np.array([len(meta)] + meta + [low.size], np.int64), low, aux))
         floats = np.concatenate((tape._consts[:n].reshape(-1), tape.val[:top], np.zeros(top),
                                  np.array([v for _, v in guards], np.float64)))
