@@ -5,7 +5,7 @@ One call runs a whole evaluation, or a whole optimisation loop, without Python.
 # ruff: noqa: E501
 # Stamped by tools/gen_vm.py: this line changes when _vm.py does, so numba's cache of this
 # file is never older than the interpreter it calls.
-# _vm.py sha256: fad4a6436b80b5e5
+# _vm.py sha256: b9858b3517788c5e
 
 import math
 
@@ -16,12 +16,14 @@ from ._vm import (
     LHEAD,
     LW,
     OFF,
+    SHORT,
     SIZE,
     _bwd_entry,
     _fwd_entry,
     _jit,
     _scalar_bwd,
     _scalar_fwd,
+    _zero_adjoints,
 )
 
 OK, GUARD_FAILED = 0, 1
@@ -87,8 +89,7 @@ def _run(code, ints, floats, flags, x, g, n_grad, set_x):
     if n_grad < 0:
         return floats[out], True
     # reverse stream, from the output's adjoint 1
-    for i in range(ab, ab + top):
-        floats[i] = 0.0
+    _zero_adjoints(code, floats, ab)
     floats[out + top] = 1.0
     rows += nf * LW
     for k in range(nb):
@@ -348,6 +349,19 @@ def lbfgs(prog, x, g, fval, S, Y, rho, hist, tol, max_iter, c1, c2, it0, path, x
 # backward and the optimiser's update of ``theta``.
 
 @_jit
+def _copy(dst, o, src, k, n):
+    """dst[o: o + n] = src[k: k + n] (through views when long: those loops vectorise)."""
+    if n <= SHORT:
+        for i in range(n):
+            dst[o + i] = src[k + i]
+    else:
+        d = dst[o: o + n]
+        s = src[k: k + n]
+        for i in range(n):
+            d[i] = s[i]
+
+
+@_jit
 def evaluate_grad_split(code, ints, floats, flags, theta, batch, g, nparam):
     """Like evaluate_grad, with the inputs from theta (the first nparam) and batch."""
     vb = 2 * code.shape[0]
@@ -358,12 +372,10 @@ def evaluate_grad_split(code, ints, floats, flags, theta, batch, g, nparam):
         o = vb + code[e, OFF]
         sz = code[e, SIZE]
         if j < nparam:
-            for i in range(sz):
-                floats[o + i] = theta[kt + i]
+            _copy(floats, o, theta, kt, sz)
             kt += sz
         else:
-            for i in range(sz):
-                floats[o + i] = batch[kb + i]
+            _copy(floats, o, batch, kb, sz)
             kb += sz
     return _run(code, ints, floats, flags, theta, g, nparam, False)
 
