@@ -5,7 +5,7 @@ One call runs a whole evaluation, or a whole optimisation loop, without Python.
 # ruff: noqa: E501
 # Stamped by tools/gen_vm.py: this line changes when _vm.py does, so numba's cache of this
 # file is never older than the interpreter it calls.
-# _vm.py sha256: b9858b3517788c5e
+# _vm.py sha256: 916bc97935f7a451
 
 import math
 
@@ -89,7 +89,7 @@ def _run(code, ints, floats, flags, x, g, n_grad, set_x):
     if n_grad < 0:
         return floats[out], True
     # reverse stream, from the output's adjoint 1
-    _zero_adjoints(code, floats, ab)
+    _zero_adjoints(floats, ab, top)
     floats[out + top] = 1.0
     rows += nf * LW
     for k in range(nb):

@@ -3493,24 +3493,9 @@ def lower(code, consts, aux, out):
 
 
 @_jit
-def _zero_adjoints(code, floats, ab):
-    """Zero the adjoints (at floats[ab + off]) of the entries that need a gradient: no other
-    adjoint is ever written. Neighbouring entries are cleared as one vectorised run."""
-    n = code.shape[0]
-    e = 0
-    while e < n:
-        if code[e, RG] == 0:
-            e += 1
-            continue
-        s = code[e, OFF]
-        t = s + code[e, SIZE]
-        e += 1
-        while e < n and code[e, RG] != 0 and code[e, OFF] == t:
-            t += code[e, SIZE]
-            e += 1
-        if t - s == 1:
-            floats[ab + s] = 0.0
-        else:
-            z = floats[ab + s: ab + t]
-            for i in range(t - s):
-                z[i] = 0.0
+def _zero_adjoints(floats, ab, top):
+    """Zero the adjoint arena floats[ab: ab + top] through a view: the loop vectorises
+    (indexing floats[ab + i] does not, for the wraparound check of a signed index)."""
+    z = floats[ab: ab + top]
+    for i in range(top):
+        z[i] = 0.0
