@@ -1108,7 +1108,9 @@ def test_mm_mv_dot_t():
 
 
 @pytest.mark.parametrize("sa, sb", [((2, 1), (3,)), ((4, 3), (3,)), ((2, 1, 3), (4, 1)),
-                                    ((), (2, 2)), ((3, 1), (1, 3)), ((1,), (5,))])
+                                    ((), (2, 2)), ((3, 1), (1, 3)), ((1,), (5,)),
+                                    ((6, 10), (10,)), ((10,), (6, 10)), ((9, 1), (9, 12)),
+                                    ((2, 3, 9), (3, 9))])
 @pytest.mark.parametrize("op", ["add", "sub", "mul", "div"])
 def test_broadcasting_values_and_grads(sa, sb, op):
     rng = np.random.default_rng(1)
@@ -1137,6 +1139,28 @@ def test_broadcasting_values_and_grads(sa, sb, op):
 
     np.testing.assert_allclose(a.grad.numpy(), unbroadcast(ga, sa), rtol=1e-12)
     np.testing.assert_allclose(b.grad.numpy(), unbroadcast(gb, sb), rtol=1e-12)
+
+
+@pytest.mark.parametrize("sa, sb, layout", [
+    ((4, 3), (3,), (4, 3, 3, 1, 0, 1)),  # a bias row
+    ((3,), (4, 3), (4, 3, 0, 1, 3, 1)),
+    ((2, 3, 4), (1, 4), (6, 4, 4, 1, 0, 1)),
+    ((3, 1), (3, 4), (3, 4, 1, 0, 4, 1)),  # a column
+    ((3, 1), (1, 4), (3, 4, 1, 0, 0, 1)),  # both
+    ((2, 3, 1), (2, 3, 5), (6, 5, 1, 0, 5, 1)),
+    ((2, 1, 3), (4, 1), None),  # a middle axis: EXPAND
+])
+def test_broadcast_by_rows_layout(sa, sb, layout):
+    from wengert.tensor import _prod, _row_layout, broadcast_shapes
+    shape = broadcast_shapes(sa, sb, "add")
+    assert _row_layout(shape, _prod(shape), sa, _prod(sa), sb, _prod(sb)) == layout
+    from wengert.optable import C
+    c = torch.ones(sa, requires_grad=True) + torch.ones(sb)
+    tape, e = c._tape, c._entry
+    ops = [tape.code[7 * i] for i in range(max(0, e - 4), e)]
+    assert (C.EXPAND in ops) == (layout is None)
+    assert tape.aux[tape.code[7 * e + 3]: tape.code[7 * e + 3] + 6] == list(layout or [])[:6] \
+        or layout is None
 
 
 def test_python_scalars_on_both_sides():

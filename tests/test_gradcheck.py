@@ -18,7 +18,11 @@ from wengert.tensor import _record_binary, _record_unary, float64
 UNARY_SHAPES = [(), (3,), (2, 3), (17,)]
 BINARY_SHAPES = [((), ()), ((3,), (3,)), ((2, 3), (2, 3)), ((2, 3), ()), ((), (4,)),
                  ((2, 1), (1, 3)), ((4, 3), (3,)), ((3, 1), (3, 4)),
-                 ((17,), (17,)), ((17,), ()), ((), (17,)), ((3, 6), (6,))]
+                 ((17,), (17,)), ((17,), ()), ((), (17,)), ((3, 6), (6,)),
+                 # broadcast by rows (no EXPAND entry), rows longer than SHORT: a row
+                 # repeated, a column repeated, both; a middle axis still uses EXPAND
+                 ((4, 12), (12,)), ((12,), (4, 12)), ((2, 3, 10), (1, 10)), ((10, 1), (10, 9)),
+                 ((3, 1), (1, 12)), ((2, 1, 3), (4, 1))]
 
 
 def _sample(shape: tuple, domain: tuple, rng: np.random.Generator) -> np.ndarray:
@@ -186,7 +190,11 @@ def test_flushes_between_ops_keep_results_exact(monkeypatch):
 
 
 @pytest.mark.parametrize("shapes", [((20, 30), (30, 25)), ((40, 30), (30,)), ((30,), (30, 40)),
-                                    ((70, 70), (70,))], ids=str)
+                                    ((70, 70), (70,)),
+                                    # matrix-vector: BLAS from GEMV_MIN, else unrolled loops
+                                    ((40, 30), (30, 1)), ((5, 10), (10, 1)), ((3, 7), (7,)),
+                                    # an inner dimension below BLAS_K, an outer product
+                                    ((100, 3), (3, 32)), ((70, 1), (1, 70))], ids=str)
 def test_matmul_blas_sizes(shapes):
     # Products of at least _vm.BLAS_MIN multiply-adds go through BLAS: values and gradients.
     rng = np.random.default_rng(3)
@@ -201,3 +209,26 @@ def test_matmul_blas_sizes(shapes):
     b2 = b if b.ndim == 2 else b[:, None]
     np.testing.assert_allclose(ta.grad.numpy(), (wa @ b2.T).reshape(a.shape), rtol=1e-10)
     np.testing.assert_allclose(tb.grad.numpy(), (a2.T @ wa).reshape(b.shape), rtol=1e-10)
+
+
+@pytest.mark.parametrize("x_shape, w_shape", [((4, 3), (5, 3)), ((3,), (5, 3)), ((6, 2), (1, 2)),
+                                              ((100, 3), (32, 3)), ((100, 32), (1, 32)),
+                                              ((30, 20), (25, 20)), ((20,), (300, 20))], ids=str)
+def test_linear_transposed_weight(x_shape, w_shape):
+    # nn.functional.linear records one matmul reading the (out, in) weight transposed (no
+    # transposed copy): loops and BLAS, matrix-vector, 1-D input; values and gradients.
+    from wengert.nn import functional as F
+    rng = np.random.default_rng(5)
+    x, w, b = (rng.standard_normal(s) for s in (x_shape, w_shape, w_shape[0]))
+    tx, tw, tb = (wengert.tensor(a, requires_grad=True) for a in (x, w, b))
+    out = F.linear(tx, tw, tb)
+    want = x @ w.T + b
+    np.testing.assert_allclose(out.detach().numpy(), want, rtol=1e-12, atol=1e-12)
+    g = rng.standard_normal(want.shape)
+    (out * wengert.tensor(g)).sum().backward()
+    x2, g2 = (x[None, :], g[None, :]) if x.ndim == 1 else (x, g)
+    np.testing.assert_allclose(tx.grad.numpy(), (g2 @ w).reshape(x.shape), rtol=1e-10)
+    np.testing.assert_allclose(tw.grad.numpy(), g2.T @ x2, rtol=1e-10)
+    np.testing.assert_allclose(tb.grad.numpy(), g2.sum(0), rtol=1e-10)
+    if x.size <= 12:
+        check(lambda a, c: F.linear(a, c), [x, w])

@@ -5,7 +5,7 @@ One call runs a whole evaluation, or a whole optimisation loop, without Python.
 # ruff: noqa: E501
 # Stamped by tools/gen_vm.py: this line changes when _vm.py does, so numba's cache of this
 # file is never older than the interpreter it calls.
-# _vm.py sha256: 9556fe15f3152f76
+# _vm.py sha256: 0c7cd7ade1058ff9
 
 import math
 
@@ -19,6 +19,7 @@ from ._vm import (
     LHEAD,
     LW,
     OFF,
+    SHORT,
     SIZE,
     _jit,
     _scalar_bwd,
@@ -375,6 +376,19 @@ def lbfgs(prog, x, g, fval, S, Y, rho, hist, tol, max_iter, c1, c2, it0, path, x
 # backward and the optimiser's update of ``theta``.
 
 @_jit
+def _copy(dst, o, src, k, n):
+    """dst[o: o + n] = src[k: k + n] (through views when long: those loops vectorise)."""
+    if n <= SHORT:
+        for i in range(n):
+            dst[o + i] = src[k + i]
+    else:
+        d = dst[o: o + n]
+        s = src[k: k + n]
+        for i in range(n):
+            d[i] = s[i]
+
+
+@_jit
 def evaluate_grad_split(code, ints, floats, flags, theta, batch, g, nparam):
     """Like evaluate_grad, with the inputs from theta (the first nparam) and batch."""
     vb = 2 * code.shape[0]
@@ -384,15 +398,12 @@ def evaluate_grad_split(code, ints, floats, flags, theta, batch, g, nparam):
         e = ints[4 + j]
         o = vb + code[e, OFF]
         sz = code[e, SIZE]
-        dst = floats[o: o + sz]
         if j < nparam:
-            src = theta[kt: kt + sz]
+            _copy(floats, o, theta, kt, sz)
             kt += sz
         else:
-            src = batch[kb: kb + sz]
+            _copy(floats, o, batch, kb, sz)
             kb += sz
-        for i in range(sz):
-            dst[i] = src[i]
     return _run(code, ints, floats, flags, theta, g, nparam, False)
 
 

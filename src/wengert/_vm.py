@@ -42,6 +42,7 @@ UNARY_END = 50  # unary and unary-with-constant: 10..49
 BINARY_END = 80  # binary and comparisons: 50..79
 REDUCE_END = 100  # reductions: 80..99
 MATMUL = 100
+ADD = 50
 COPY, TRANSPOSE, EXPAND, SLICE, GATHER, CAT, WHERE, SELECT = 110, 111, 112, 113, 114, 115, 116, 117
 SUM, MEAN, PROD, MAX, MIN, NORM, LOGSUMEXP, MAX_DIM, MIN_DIM, ARGMAX, ARGMIN = range(80, 91)
 
@@ -2953,50 +2954,128 @@ def _reduce_bwd(op, val, adj, a, o, outer, n, inner):
 
 
 # ---------------------------------------------------------------- matmul
-# (m, k) @ (k, n), row-major; 1-D operands are (1, k) or (k, 1) views.
+# (m, k) @ (k, n), row-major; 1-D operands are (1, k) or (k, 1) views. With tb, b holds
+# the transpose of the right operand, (n, k) row-major (``nn.Linear``'s weight): BLAS
+# takes it as a transposed view, the loops read its rows.
 
 # Above this many multiply-adds a product goes to BLAS (numba's np.dot, through SciPy);
-# below it the call overhead of BLAS costs more than these loops.
+# below it the call overhead of BLAS costs more than these loops. Matrix-vector products
+# (n == 1) go to BLAS from GEMV_MIN: the loops' dot products are not vectorised.
 BLAS_MIN = 4096
+GEMV_MIN = 256
+BLAS_K = 8  # backward: a shorter inner dimension goes to the loops (vectorised over n)
 
 
 @_jit
-def _matmul_fwd(val, a, b, o, m, k, n):
-    if m * k * n >= BLAS_MIN:
-        np.dot(val[a: a + m * k].reshape((m, k)), val[b: b + k * n].reshape((k, n)),
-               val[o: o + m * n].reshape((m, n)))
+def _matmul_fwd(val, a, b, o, m, k, n, tb):
+    A = val[a: a + m * k].reshape((m, k))
+    C = val[o: o + m * n].reshape((m, n))
+    if n == 1:  # matrix-vector (b is a k-vector whether transposed or not)
+        bv = val[b: b + k]
+        if m * k >= GEMV_MIN:
+            np.dot(A, bv, val[o: o + m])
+            return
+        k4 = k - k % 4
+        for i in range(m):  # a dot product per row, four partial sums
+            s0 = s1 = s2 = s3 = 0.0
+            for p in range(0, k4, 4):
+                s0 += A[i, p] * bv[p]
+                s1 += A[i, p + 1] * bv[p + 1]
+                s2 += A[i, p + 2] * bv[p + 2]
+                s3 += A[i, p + 3] * bv[p + 3]
+            for p in range(k4, k):
+                s0 += A[i, p] * bv[p]
+            C[i, 0] = (s0 + s1) + (s2 + s3)
         return
-    for i in range(m):
+    if tb:
+        Bt = val[b: b + k * n].reshape((n, k))
+        if m * k * n >= BLAS_MIN and k > 1:
+            np.dot(A, Bt.T, C)
+            return
+        B = np.ascontiguousarray(Bt.T)  # small: the loops below want rows of B
+    else:
+        B = val[b: b + k * n].reshape((k, n))
+        if m * k * n >= BLAS_MIN and k > 1:
+            np.dot(A, B, C)
+            return
+    for i in range(m):  # rows of C as sums of rows of B (vectorised over n)
+        Ci = C[i]
         for j in range(n):
-            val[o + i * n + j] = 0.0
+            Ci[j] = 0.0
         for p in range(k):
-            aip = val[a + i * k + p]
+            aip = A[i, p]
+            Bp = B[p]
             for j in range(n):
-                val[o + i * n + j] += aip * val[b + p * n + j]
+                Ci[j] += aip * Bp[j]
 
 
 @_jit
-def _matmul_bwd(val, adj, a, ra, b, rb, o, m, k, n):
-    if m * k * n >= BLAS_MIN:
-        g = adj[o: o + m * n].reshape((m, n))
+def _matmul_bwd(val, adj, a, ra, b, rb, o, m, k, n, tb):
+    A = val[a: a + m * k].reshape((m, k))
+    G = adj[o: o + m * n].reshape((m, n))
+    GA = adj[a: a + m * k].reshape((m, k))
+    if n == 1:  # dA += g b^T (rank one, vectorised over k), db += A^T g
+        bv = val[b: b + k]
+        gb = adj[b: b + k]
+        gv = adj[o: o + m]
+        if ra:
+            for i in range(m):
+                gi = gv[i]
+                ga = GA[i]
+                for p in range(k):
+                    ga[p] += gi * bv[p]
+        if rb:
+            if m * k >= GEMV_MIN:
+                gb += np.dot(A.T, gv)
+            else:
+                for i in range(m):
+                    gi = gv[i]
+                    for p in range(k):
+                        gb[p] += A[i, p] * gi
+        return
+    if tb:
+        Bt = val[b: b + k * n].reshape((n, k))
+        GBt = adj[b: b + k * n].reshape((n, k))
+        if m * k * n >= BLAS_MIN and k >= BLAS_K:
+            if ra:  # dA += G Bt
+                GA += np.dot(G, Bt)
+            if rb:  # dBt += (A^T G)^T (faster in BLAS than G^T A)
+                GBt += np.dot(A.T, G).T
+            return
+        if ra:
+            for i in range(m):  # vectorised over k
+                for j in range(n):
+                    gij = G[i, j]
+                    for p in range(k):
+                        GA[i, p] += gij * Bt[j, p]
+        if rb:  # A^T G by rows (vectorised over n), added transposed
+            T = np.zeros((k, n))
+            for i in range(m):
+                for p in range(k):
+                    aip = A[i, p]
+                    for j in range(n):
+                        T[p, j] += aip * G[i, j]
+            GBt += T.T
+        return
+    B = val[b: b + k * n].reshape((k, n))
+    GB = adj[b: b + k * n].reshape((k, n))
+    if m * k * n >= BLAS_MIN and k >= BLAS_K:
         if ra:  # dA += G B^T
-            ga = adj[a: a + m * k].reshape((m, k))
-            ga += np.dot(g, val[b: b + k * n].reshape((k, n)).T)
+            GA += np.dot(G, B.T)
         if rb:  # dB += A^T G
-            gb = adj[b: b + k * n].reshape((k, n))
-            gb += np.dot(val[a: a + m * k].reshape((m, k)).T, g)
+            GB += np.dot(A.T, G)
         return
     for i in range(m):
         for p in range(k):
-            aip = val[a + i * k + p]
-            ga = 0.0
-            for j in range(n):
-                g = adj[o + i * n + j]
-                ga += g * val[b + p * n + j]
-                if rb:
-                    adj[b + p * n + j] += aip * g
+            aip = A[i, p]
             if ra:
-                adj[a + i * k + p] += ga
+                acc = 0.0
+                for j in range(n):
+                    acc += G[i, j] * B[p, j]
+                GA[i, p] += acc
+            if rb:
+                for j in range(n):
+                    GB[p, j] += aip * G[i, j]
 
 
 # ---------------------------------------------------------------- shape and index
@@ -3122,6 +3201,56 @@ def _shape_bwd(op, val, adj, aux, code, reached, a, o, n, x):
         raise ValueError("shape backward: unknown opcode")
 
 
+# ---------------------------------------------------------------- broadcast by rows
+# A binary entry whose operands broadcast by whole rows (a bias row added to every row of a
+# matrix, a column repeated along rows) has aux = (outer, inner, step_a, stride_a, step_b,
+# stride_b) instead of an EXPAND entry: the output is (outer, inner); row p of operand a
+# starts at a + p * step_a and has stride stride_a (1, or 0: its first element repeated).
+
+@_jit
+def _binary_rows_fwd(op, val, aux, x, a, b, o):
+    outer, inner = aux[x], aux[x + 1]
+    ta, sa, tb, sb = aux[x + 2], aux[x + 3], aux[x + 4], aux[x + 5]
+    if op == ADD and sa == 1 and sb == 1 and (ta == 0) != (tb == 0):  # a bias row: one loop
+        f, w = (a, b) if tb == 0 else (b, a)
+        X = val[f: f + outer * inner].reshape((outer, inner))
+        Z = val[o: o + outer * inner].reshape((outer, inner))
+        R = val[w: w + inner]
+        for p in range(outer):
+            for i in range(inner):
+                Z[p, i] = X[p, i] + R[i]
+        return
+    for p in range(outer):
+        if inner <= SHORT:
+            _binary_fwd_s(op, val, a + p * ta, sa, b + p * tb, sb, o + p * inner, inner)
+        else:
+            _binary_fwd_v(op, val, a + p * ta, sa, b + p * tb, sb, o + p * inner, inner)
+
+
+@_jit
+def _binary_rows_bwd(op, val, adj, aux, x, a, ra, b, rb, o):
+    outer, inner = aux[x], aux[x + 1]
+    ta, sa, tb, sb = aux[x + 2], aux[x + 3], aux[x + 4], aux[x + 5]
+    if op == ADD and sa == 1 and sb == 1 and (ta == 0) != (tb == 0):
+        f, rf, w, rw = (a, ra, b, rb) if tb == 0 else (b, rb, a, ra)
+        G = adj[o: o + outer * inner].reshape((outer, inner))
+        GX = adj[f: f + outer * inner].reshape((outer, inner))
+        GR = adj[w: w + inner]
+        for p in range(outer):
+            if rf:
+                for i in range(inner):
+                    GX[p, i] += G[p, i]
+            if rw:
+                for i in range(inner):
+                    GR[i] += G[p, i]
+        return
+    for p in range(outer):
+        if inner <= SHORT:
+            _binary_bwd_s(op, val, adj, a + p * ta, sa, ra, b + p * tb, sb, rb, o + p * inner, inner)
+        else:
+            _binary_bwd_v(op, val, adj, a + p * ta, sa, ra, b + p * tb, sb, rb, o + p * inner, inner)
+
+
 # ---------------------------------------------------------------- one entry
 @_jit
 def _fwd_entry(code, consts, aux, val, e):
@@ -3145,6 +3274,9 @@ def _fwd_entry(code, consts, aux, val, e):
         else:
             _unary_fwd_v(op, val, code[i0, OFF], o, n, consts[e, 0], consts[e, 1])
     elif op < BINARY_END:  # binary, comparisons
+        if x >= 0:  # operands broadcast by rows
+            _binary_rows_fwd(op, val, aux, x, code[i0, OFF], code[i1, OFF], o)
+            return
         sa = 1 if code[i0, SIZE] == n else 0
         sb = 1 if code[i1, SIZE] == n else 0
         if n <= SHORT:
@@ -3154,7 +3286,7 @@ def _fwd_entry(code, consts, aux, val, e):
     elif op < REDUCE_END:  # reductions
         _reduce_fwd(op, val, code[i0, OFF], o, aux[x], aux[x + 1], aux[x + 2])
     elif op == MATMUL:
-        _matmul_fwd(val, code[i0, OFF], code[i1, OFF], o, aux[x], aux[x + 1], aux[x + 2])
+        _matmul_fwd(val, code[i0, OFF], code[i1, OFF], o, aux[x], aux[x + 1], aux[x + 2], aux[x + 3])
     elif op == SELECT:  # x[i] of a 1-D tensor, i in c0
         val[o] = val[code[i0, OFF] + int(consts[e, 0])]
     elif op == WHERE:  # aux: the condition entry
@@ -3185,6 +3317,9 @@ def _bwd_entry(code, consts, aux, val, adj, reached, e):
             else:
                 _unary_bwd_v(op, val, adj, code[i0, OFF], o, n, consts[e, 0], consts[e, 1])
     elif op < BINARY_END:
+        if x >= 0:
+            _binary_rows_bwd(op, val, adj, aux, x, code[i0, OFF], r0, code[i1, OFF], r1, o)
+            return
         sa = 1 if code[i0, SIZE] == n else 0
         sb = 1 if code[i1, SIZE] == n else 0
         if n <= SHORT:
@@ -3195,7 +3330,8 @@ def _bwd_entry(code, consts, aux, val, adj, reached, e):
         if r0:
             _reduce_bwd(op, val, adj, code[i0, OFF], o, aux[x], aux[x + 1], aux[x + 2])
     elif op == MATMUL:
-        _matmul_bwd(val, adj, code[i0, OFF], r0, code[i1, OFF], r1, o, aux[x], aux[x + 1], aux[x + 2])
+        _matmul_bwd(val, adj, code[i0, OFF], r0, code[i1, OFF], r1, o, aux[x], aux[x + 1], aux[x + 2],
+                    aux[x + 3])
     elif op == SELECT:
         if r0:
             adj[code[i0, OFF] + int(consts[e, 0])] += adj[o]

@@ -1093,15 +1093,19 @@ _INT_PRESERVING = {C.NEG, C.ABS, C.SQUARE, C.ADD_C, C.SUB_C, C.RSUB_C, C.MUL_C, 
 def _record_binary(op: int, a: Tensor, b: Tensor, opname: str, dtype: np.dtype,
                    rg: bool | None = None, name: str | None = "") -> Tensor:
     sa, sb = a._shape, b._shape
+    rows = None
     if sa == sb:
         shape, n = sa, a._n
     else:
         shape = broadcast_shapes(sa, sb, opname)
         n = _prod(shape)
-        if a._n != n and a._n != 1:
-            a = _expand(a, shape)
-        if b._n != n and b._n != 1:
-            b = _expand(b, shape)
+        if (a._n != n and a._n != 1) or (b._n != n and b._n != 1):
+            rows = _row_layout(shape, n, sa, a._n, sb, b._n)
+            if rows is None:
+                if a._n != n and a._n != 1:
+                    a = _expand(a, shape)
+                if b._n != n and b._n != 1:
+                    b = _expand(b, shape)
     tape = STATE.tape
     if tape is None:
         tape = STATE.tape = Tape()
@@ -1109,12 +1113,46 @@ def _record_binary(op: int, a: Tensor, b: Tensor, opname: str, dtype: np.dtype,
     ib = b._buf if b._tape is tape else tape.import_tensor(b)
     if rg is None:
         rg = (a._rg or b._rg) and STATE.grad_enabled and dtype == float64
-    ob = tape.entry(op, ia, ib, n, 1 if rg else 0)
+    ax = -1
+    if rows is not None:
+        ax = len(tape.aux)
+        tape.aux += rows
+    ob = tape.entry(op, ia, ib, n, 1 if rg else 0, aux=ax)
     if name:
         tape.names[tape.n - 1] = name
     elif name is None:
         tape.names[tape.n - 1] = None
     return _lazy(tape, ob, shape, n, dtype, rg)
+
+
+def _row_mode(xs: tuple, nx: int, shape: tuple, q: int, n: int) -> tuple[int, int] | None:
+    """How an operand of shape ``xs`` (padded to ``shape``'s rank) broadcasts when the
+    output is viewed as (prod(shape[:q]), prod(shape[q:])): (row step, element stride)."""
+    if nx == n:  # full
+        return _prod(shape[q:]), 1
+    if nx == 1:  # one value
+        return 0, 0
+    if all(d == 1 for d in xs[:q]) and xs[q:] == shape[q:]:  # one row, repeated
+        return 0, 1
+    if xs[:q] == shape[:q] and all(d == 1 for d in xs[q:]):  # one value per row
+        return 1, 0
+    return None
+
+
+def _row_layout(shape: tuple, n: int, sa: tuple, na: int, sb: tuple,
+                nb: int) -> tuple[int, ...] | None:
+    """The aux of a binary entry broadcasting by whole rows (see ``_vm._binary_rows_fwd``):
+    (outer, inner, step_a, stride_a, step_b, stride_b), or None (broadcast with EXPAND)."""
+    nd = len(shape)
+    xa = (1,) * (nd - len(sa)) + tuple(sa)
+    xb = (1,) * (nd - len(sb)) + tuple(sb)
+    for q in range(1, nd):
+        ma = _row_mode(xa, na, shape, q, n)
+        mb = _row_mode(xb, nb, shape, q, n) if ma is not None else None
+        if mb is not None:
+            outer = _prod(shape[:q])
+            return (outer, n // outer, *ma, *mb)
+    return None
 
 
 def _expand(x: Tensor, shape: tuple, name: str | None = None) -> Tensor:
@@ -1222,8 +1260,15 @@ def matmul(a: Any, b: Any) -> Tensor:
     >>> wengert.tensor([[1.0, 2.0]]) @ wengert.tensor([3.0, 4.0])
     tensor([11.])
     """
+    return _matmul(a, b)
+
+
+def _matmul(a: Any, b: Any, tb: bool = False) -> Tensor:
+    """``a @ b``; with ``tb``, ``a @ b.t()`` for a 2-D ``b`` without a transposed copy."""
     a, b = _as_tensor(a), _as_tensor(b)
     sa, sb = a._shape, b._shape
+    if tb:
+        sb = (sb[1], sb[0])
     if not sa or not sb:
         raise RuntimeError("matmul: both arguments need at least 1 dimension, got shapes "
                            f"{list(sa)} and {list(sb)}")
@@ -1250,7 +1295,7 @@ def matmul(a: Any, b: Any) -> Tensor:
     ia, ib = _bufin(tape, a), _bufin(tape, b)
     rg = (a._rg or b._rg) and STATE.grad_enabled and dtype == float64
     ax = len(tape.aux)
-    tape.aux += (m, k, n)
+    tape.aux += (m, k, n, 1 if tb else 0)
     ob = tape.entry(C.MATMUL, ia, ib, m * n, 1 if rg else 0, aux=ax)
     tape.names[tape.n - 1] = name
     return _lazy(tape, ob, shape, m * n, dtype, rg)

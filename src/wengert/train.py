@@ -13,6 +13,13 @@ from .compile import TraceError, _as_array, _Trace
 from .tensor import Tensor, _leaf
 
 
+def _batch_array(b: Any) -> np.ndarray:
+    """A batch item as a float64 array (no copy for a float64 leaf tensor or array)."""
+    if type(b) is Tensor and b._tape is None and b._ptape is None and b._data.dtype == np.float64:
+        return b._data
+    return _as_array(b)
+
+
 class CompiledStep:
     """A training step replayed in numba; call it with a batch, get the loss as a float.
 
@@ -48,22 +55,24 @@ class CompiledStep:
         self.theta = np.empty(sum(sizes))
         self.grad = np.zeros(sum(sizes))
         self._views: list[np.ndarray] = []
+        self._gviews: list[np.ndarray] = []
         k = 0
         for p, n in zip(self.params, sizes):
             self.theta[k: k + n] = p._values().reshape(-1)
             self._views.append(self.theta[k: k + n].reshape(p._shape))
+            self._gviews.append(self.grad[k: k + n].reshape(p._shape))
             k += n
         self._link()
         n = self.theta.size
         self.state = [np.zeros(n), np.zeros(n)]  # momentum buffer, or Adam's m and v
         self.t = 0  # steps taken
         self.traces: dict[tuple, list[tuple[_Trace, tuple]]] = {}
+        self._flat: dict[tuple, np.ndarray] = {}  # batch shapes -> the flat batch buffer
         self.n_traces = 0
 
     def _link(self) -> None:
         """Make every parameter (and its .grad) a view into theta (and the gradient)."""
-        k = 0
-        for p, view in zip(self.params, self._views):
+        for p, view, gv in zip(self.params, self._views, self._gviews):
             if p._tape is not None or p._ptape is not None or p._data is not view:
                 if p._ptape is not None:
                     p._settle()
@@ -71,12 +80,10 @@ class CompiledStep:
                 p._data = view
                 p._shared = True  # eager in-place ops write through to theta
                 p._version += 1
-            n = view.size
-            gv = self.grad[k: k + n].reshape(p._shape)
-            if p._grad is None or p._grad._data is not gv:
+            grad = p._grad
+            if grad is None or grad._data is not gv:
                 p._grad = _leaf(gv)
                 p._grad._shared = True
-            k += n
 
     def _trace(self, arrays: list[np.ndarray]) -> tuple[_Trace, tuple]:
         def step_loss(*batch: Tensor) -> Tensor:
@@ -105,9 +112,12 @@ class CompiledStep:
 
     def __call__(self, *batch: Any) -> float:
         """One step on a batch (inputs..., target); returns the loss before the update."""
-        arrays = [_as_array(b) for b in batch]
+        arrays = [_batch_array(b) for b in batch]
         key = tuple(a.shape for a in arrays)
-        flat = np.concatenate([a.reshape(-1) for a in arrays])
+        flat = self._flat.get(key)  # reused: a fresh large array costs page faults each step
+        if flat is None:
+            flat = self._flat[key] = np.empty(sum(a.size for a in arrays))
+        np.concatenate(arrays, axis=None, out=flat)
         self._link()
         g = self.optimizer.param_groups[0]
         for attempt in range(self.n_traces + 2):

@@ -19,7 +19,16 @@ from typing import Any
 import numpy as np
 
 from ..optable import C
-from ..tensor import Tensor, _as_tensor, _leaf, _record_binary, _record_unary, float64, where
+from ..tensor import (
+    Tensor,
+    _as_tensor,
+    _leaf,
+    _matmul,
+    _record_binary,
+    _record_unary,
+    float64,
+    where,
+)
 
 __all__ = [
     "binary_cross_entropy", "binary_cross_entropy_with_logits", "cross_entropy", "dropout",
@@ -469,7 +478,8 @@ def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     input = _as_tensor(input)
     lead = tuple(input.shape[:-1])
     x = input.reshape(-1, input.shape[-1]) if input.ndim > 2 else input
-    out = x @ weight.t()
+    weight = _as_tensor(weight)
+    out = _matmul(x, weight, True) if weight.ndim == 2 else x @ weight
     if bias is not None:
         out = out + bias
         if input.ndim == 2:
