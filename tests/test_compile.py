@@ -377,4 +377,26 @@ def test_fused_region_is_used():
     low = ints[m + 2: m + 2 + int(ints[m + 1])]
     nf, nb = int(low[0]), int(low[1])
     rows = low[_vm.LHEAD: _vm.LHEAD + _vm.LW * (nf + nb)].reshape(-1, _vm.LW)
-    assert (rows[:, 0] & 255).tolist() == [_vm.L_FUSED, _vm.L_FUSED]  # one region each way
+    # one fused row; the sum is the output, so its reverse runs within that row
+    assert (rows[:, 0] & 255).tolist() == [_vm.L_FUSED] and nb == 0
+
+
+def test_fused_region_value_only_and_guarded_branches():
+    x = np.linspace(-1.0, 1.0, N_FUSED)
+    c = wengert.trace(_ext_rosen, x)
+    assert c.value(x * 0.3) == pytest.approx(eager_value_and_grad(_ext_rosen, x * 0.3)[0],
+                                             rel=1e-12)
+
+    def branchy(x):
+        s = (x * x).sum()
+        if s > 1000.0:  # a guard on the output of a fused region
+            return s * 0.5
+        return (x.sin() ** 2).sum()
+
+    vg = wengert.value_and_grad(branchy)
+    for scale in (1.0, 0.1, 1.0):  # both sides of the branch, then back
+        val, g = vg(x * scale)
+        ev, eg = eager_value_and_grad(branchy, x * scale)
+        assert val == pytest.approx(ev, rel=1e-12)
+        np.testing.assert_allclose(g, eg, rtol=1e-11, atol=1e-13)
+    assert vg.n_traces == 2

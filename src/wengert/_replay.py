@@ -5,7 +5,7 @@ One call runs a whole evaluation, or a whole optimisation loop, without Python.
 # ruff: noqa: E501
 # Stamped by tools/gen_vm.py: this line changes when _vm.py does, so numba's cache of this
 # file is never older than the interpreter it calls.
-# _vm.py sha256: 0c7cd7ade1058ff9
+# _vm.py sha256: c40efa850b06c2aa
 
 import math
 
@@ -79,6 +79,14 @@ def _run(code, ints, floats, flags, x, g, n_grad, set_x):
             for i in range(sz):
                 dst[i] = src[i]
             k += sz
+    if n_grad >= 0:  # clear the adjoints the reverse sweep uses (a fused region that ends
+        # in the output already adds into its inputs' adjoints in the forward stream)
+        zr = rows + (nf + nb) * LW
+        for k in range(ints[lo + 4]):
+            o = ab + ints[zr + 2 * k]
+            adj0 = floats[o: o + ints[zr + 2 * k + 1]]
+            for i in range(adj0.size):
+                adj0[i] = 0.0
     # forward stream
     for k in range(nf):
         r = rows + k * LW
@@ -92,7 +100,8 @@ def _run(code, ints, floats, flags, x, g, n_grad, set_x):
         elif op == L_COPY:
             floats[vb + ints[r + 2]] = floats[vb + (ints[r + 1] & L_MASK)]
         else:
-            other_forward(op, ints, lo + 1 + ints[r + 1], w0 >> 10, code, consts, aux, val)
+            other_forward(op, ints, lo + 1 + ints[r + 1], w0 >> 10, code, consts, aux, val, adj,
+                          n_grad >= 0)
     # guards: each recorded value must come out as it did when traced
     g0 = 4 + n_in
     gb = ab + top
@@ -103,12 +112,6 @@ def _run(code, ints, floats, flags, x, g, n_grad, set_x):
     if n_grad < 0:
         return floats[out], True
     # reverse stream, from the output's adjoint 1
-    zr = rows + (nf + nb) * LW  # the adjoint ranges the reverse stream uses: clear them
-    for k in range(ints[lo + 4]):
-        o = ab + ints[zr + 2 * k]
-        adj0 = floats[o: o + ints[zr + 2 * k + 1]]
-        for i in range(adj0.size):
-            adj0[i] = 0.0
     floats[out + top] = 1.0
     rows += nf * LW
     for k in range(nb):

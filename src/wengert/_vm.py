@@ -3481,12 +3481,12 @@ def _lower_row(code, consts, e, low, r):
 # run (later entries, guards, the output) are still stored.
 L_FUSED = 3  # a fused region: w1 = where its descriptor starts in low
 FUSE_MIN = 4096  # elements: shorter runs gain nothing over the entry kernels
-FUSE_B = 2048  # block (elements per slot of the scratch)
-# descriptor: [N, n_slots, n_in, n_mem, term_op, term_entry, term_slot,
+FUSE_B = 1024  # block (elements per slot of the scratch)
+# descriptor: [N, n_slots, n_in, n_mem, term_op, term_entry, term_slot, terminal is the output,
 #              n_in x (slot, kind, entry, start), n_mem x (slot, op, entry, aslot, bslot, flags)]
 IN_FULL, IN_SCALAR, IN_WINDOW, IN_WINDOW_STORED = 0, 1, 2, 3
 M_STORE, M_REACHED = 1, 2  # member flags
-DHEAD, DIN, DMEM = 7, 4, 6
+DHEAD, DIN, DMEM = 8, 4, 6
 
 
 @_jit
@@ -3568,7 +3568,7 @@ def _find_regions(code, aux):
 
 
 @_jit
-def _describe(code, aux, keep, reached, last_use, start, end, term, desc, d):
+def _describe(code, aux, keep, reached, last_use, start, end, term, out, desc, d):
     """Write the descriptor of a region at desc[d:]; returns its length."""
     size = code[start, SIZE]
     stop = end if term < 0 else end - 1  # last member
@@ -3638,6 +3638,7 @@ def _describe(code, aux, keep, reached, last_use, start, end, term, desc, d):
     desc[d + 4] = code[term, OP] if term >= 0 else 0
     desc[d + 5] = term
     desc[d + 6] = slot_of[code[term, IN0] - start] if term >= 0 else -1
+    desc[d + 7] = 1 if term == out else 0
     return DHEAD + nin * DIN + nmem * DMEM
 
 
@@ -3673,10 +3674,15 @@ def _fused_block(desc, d, code, consts, val, tmp, s, m):
 
 
 @_jit
-def fused_forward(low, d, code, consts, val):
-    """Values of a fused region: stored members, and its sum or mean."""
+def fused_forward(low, d, code, consts, val, adj, grad):
+    """Values of a fused region: stored members, and its sum or mean. A region whose sum
+    is the program's output also runs its reverse here when ``grad`` (the adjoint of the
+    output is 1): each block once, instead of again in the reverse stream."""
     size, slots, nin, nmem = low[d], low[d + 1], low[d + 2], low[d + 3]
     tmp = np.empty(slots * FUSE_B)
+    both = grad and low[d + 7] != 0
+    tadj = np.empty(slots * FUSE_B if both else 0)
+    g = (1.0 / size if low[d + 4] == MEAN else 1.0) if both else 0.0
     acc = 0.0
     ts = low[d + 6]
     base_m = d + DHEAD + nin * DIN
@@ -3701,82 +3707,92 @@ def fused_forward(low, d, code, consts, val):
             src = tmp[ts * FUSE_B: ts * FUSE_B + m]
             for i in range(m):
                 acc += src[i]
+        if both:
+            _fused_block_bwd(low, d, code, consts, adj, tmp, tadj, s, m, g, False)
     if ts >= 0:
         term = low[d + 5]
         val[code[term, OFF]] = acc / size if low[d + 4] == MEAN else acc
 
 
 @_jit
+def _fused_block_bwd(low, d, code, consts, adj, tmp, tadj, s, m, g, seeds):
+    """Reverse of one block whose values are in tmp: the terminal's adjoint g, and with
+    ``seeds`` what later entries gave stored members and windows; adds into the inputs."""
+    slots, nin, nmem = low[d + 1], low[d + 2], low[d + 3]
+    ts = low[d + 6]
+    base_m = d + DHEAD + nin * DIN
+    for i in range(slots * FUSE_B):
+        tadj[i] = 0.0
+    if ts >= 0:
+        dst = tadj[ts * FUSE_B: ts * FUSE_B + m]
+        for i in range(m):
+            dst[i] += g
+    for k in range(nmem + nin if seeds else 0):  # what later entries gave stored values
+        if k < nmem:
+            r = base_m + k * DMEM
+            if (low[r + 5] & M_STORE) == 0:
+                continue
+        else:
+            r = d + DHEAD + (k - nmem) * DIN
+            if low[r + 1] != IN_WINDOW_STORED:
+                continue
+        o = code[low[r + 2], OFF] + s
+        src = adj[o: o + m]
+        dst = tadj[low[r] * FUSE_B: low[r] * FUSE_B + m]
+        for i in range(m):
+            dst[i] += src[i]
+    for k in range(nmem - 1, -1, -1):
+        r = base_m + k * DMEM
+        o, op, e, a, b = low[r], low[r + 1], low[r + 2], low[r + 3], low[r + 4]
+        if (low[r + 5] & M_REACHED) == 0:  # its adjoint is 0: skip (0 * inf would be nan)
+            continue
+        i0 = code[e, IN0]
+        ra = code[i0, RG] != 0
+        if op < UNARY_END:
+            if ra:
+                _unary_bwd_v(op, tmp, tadj, a * FUSE_B, o * FUSE_B, m, consts[e, 0], consts[e, 1])
+        else:
+            i1 = code[e, IN1]
+            rb = code[i1, RG] != 0
+            sa = 0 if code[i0, SIZE] == 1 else 1
+            sb = 0 if code[i1, SIZE] == 1 else 1
+            _binary_bwd_v(op, tmp, tadj, a * FUSE_B, sa, ra, b * FUSE_B, sb, rb, o * FUSE_B, m)
+    for q in range(nin):
+        r = d + DHEAD + q * DIN
+        kind, src_e = low[r + 1], low[r + 2]
+        src = tadj[low[r] * FUSE_B: low[r] * FUSE_B + m]
+        if kind >= IN_WINDOW:
+            e0 = code[src_e, IN0]
+            if code[e0, RG] == 0:
+                continue
+            o = code[e0, OFF] + low[r + 3] + s
+        else:
+            if code[src_e, RG] == 0:
+                continue
+            o = code[src_e, OFF] + (0 if kind == IN_SCALAR else s)
+        if kind == IN_SCALAR:
+            adj[o] += src[0]
+        else:
+            dst = adj[o: o + m]
+            for i in range(m):
+                dst[i] += src[i]
+
+
+@_jit
 def fused_backward(low, d, code, consts, val, adj):
     """Adjoints of a fused region's inputs, recomputing its values block by block."""
-    size, slots, nin, nmem = low[d], low[d + 1], low[d + 2], low[d + 3]
+    size, slots = low[d], low[d + 1]
     tmp = np.empty(slots * FUSE_B)
     tadj = np.empty(slots * FUSE_B)
-    ts = low[d + 6]
     g = 0.0
-    if ts >= 0:
+    if low[d + 6] >= 0:
         g = adj[code[low[d + 5], OFF]]
         if low[d + 4] == MEAN:
             g /= size
-    base_m = d + DHEAD + nin * DIN
     for s in range(0, size, FUSE_B):
         m = min(FUSE_B, size - s)
         _fused_block(low, d, code, consts, val, tmp, s, m)
-        for i in range(slots * FUSE_B):
-            tadj[i] = 0.0
-        if ts >= 0:
-            dst = tadj[ts * FUSE_B: ts * FUSE_B + m]
-            for i in range(m):
-                dst[i] += g
-        for k in range(nmem + nin):  # what later entries gave stored members and windows
-            if k < nmem:
-                r = base_m + k * DMEM
-                if (low[r + 5] & M_STORE) == 0:
-                    continue
-            else:
-                r = d + DHEAD + (k - nmem) * DIN
-                if low[r + 1] != IN_WINDOW_STORED:
-                    continue
-            o = code[low[r + 2], OFF] + s
-            src = adj[o: o + m]
-            dst = tadj[low[r] * FUSE_B: low[r] * FUSE_B + m]
-            for i in range(m):
-                dst[i] += src[i]
-        for k in range(nmem - 1, -1, -1):
-            r = base_m + k * DMEM
-            o, op, e, a, b = low[r], low[r + 1], low[r + 2], low[r + 3], low[r + 4]
-            if (low[r + 5] & M_REACHED) == 0:  # its adjoint is 0: skip (0 * inf would be nan)
-                continue
-            i0 = code[e, IN0]
-            ra = code[i0, RG] != 0
-            if op < UNARY_END:
-                if ra:
-                    _unary_bwd_v(op, tmp, tadj, a * FUSE_B, o * FUSE_B, m, consts[e, 0], consts[e, 1])
-            else:
-                i1 = code[e, IN1]
-                rb = code[i1, RG] != 0
-                sa = 0 if code[i0, SIZE] == 1 else 1
-                sb = 0 if code[i1, SIZE] == 1 else 1
-                _binary_bwd_v(op, tmp, tadj, a * FUSE_B, sa, ra, b * FUSE_B, sb, rb, o * FUSE_B, m)
-        for q in range(nin):
-            r = d + DHEAD + q * DIN
-            kind, src_e = low[r + 1], low[r + 2]
-            src = tadj[low[r] * FUSE_B: low[r] * FUSE_B + m]
-            if kind >= IN_WINDOW:
-                e0 = code[src_e, IN0]
-                if code[e0, RG] == 0:
-                    continue
-                o = code[e0, OFF] + low[r + 3] + s
-            else:
-                if code[src_e, RG] == 0:
-                    continue
-                o = code[src_e, OFF] + (0 if kind == IN_SCALAR else s)
-            if kind == IN_SCALAR:
-                adj[o] += src[0]
-            else:
-                dst = adj[o: o + m]
-                for i in range(m):
-                    dst[i] += src[i]
+        _fused_block_bwd(low, d, code, consts, adj, tmp, tadj, s, m, g, True)
 
 
 @_jit
@@ -3810,10 +3826,12 @@ def lower(code, consts, aux, out, keep):
     for k in range(nreg):
         dstart[k] = nd
         nd += _describe(code, aux, keep, reached, last_use, regions[k, 0], regions[k, 1],
-                        regions[k, 2], desc, nd)
+                        regions[k, 2], out, desc, nd)
         for e in range(regions[k, 0], regions[k, 1] + 1):
             if reached[e] != 0:
                 live[k] = 1
+        if regions[k, 2] == out:  # its reverse runs within its forward row
+            live[k] = 0
     nf = 0
     nb = 0
     for e in range(n):
@@ -3891,11 +3909,11 @@ def _fused_row(low, r, e, d):
 # these two carry explicit signatures (compiled at import, with reference counting, and
 # never again), so everything below them keeps its own options.
 @njit("void(int64, int64[::1], int64, int64, int64[:, ::1], float64[:, ::1], int64[::1], "
-      "float64[::1])", cache=True, error_model="numpy", nogil=True)
-def other_forward(op, low, d, e, code, consts, aux, val):
+      "float64[::1], float64[::1], boolean)", cache=True, error_model="numpy", nogil=True)
+def other_forward(op, low, d, e, code, consts, aux, val, adj, grad):
     """A replay row that is not a scalar: a fused region, or entry e by its kernels."""
     if op == L_FUSED:
-        fused_forward(low, d, code, consts, val)
+        fused_forward(low, d, code, consts, val, adj, grad)
     else:
         _fwd_entry(code, consts, aux, val, e)
 
