@@ -3584,8 +3584,17 @@ def _describe(code, aux, keep, reached, last_use, start, end, term, out, desc, d
     for e in range(start, stop + 1):
         if code[e, OP] == SLICE:
             st = _window_of(code, aux, e)
+            stored = keep[e] != 0 or last_use[e] > end
+            dup = -1
+            for q in range(nin):  # x[:-1] written twice reads the same window: one slot
+                if (not stored and ins[q * DIN + 1] >= IN_WINDOW and ins[q * DIN + 3] == st
+                        and code[ins[q * DIN + 2], IN0] == code[e, IN0]):
+                    dup = ins[q * DIN]
+            if dup >= 0:
+                slot_of[e - start] = dup
+                continue
             ins[nin * DIN] = slots
-            ins[nin * DIN + 1] = IN_WINDOW_STORED if (keep[e] != 0 or last_use[e] > end) else IN_WINDOW
+            ins[nin * DIN + 1] = IN_WINDOW_STORED if stored else IN_WINDOW
             ins[nin * DIN + 2] = e
             ins[nin * DIN + 3] = st
             slot_of[e - start] = slots
