@@ -400,3 +400,76 @@ def test_fused_region_value_only_and_guarded_branches():
         assert val == pytest.approx(ev, rel=1e-12)
         np.testing.assert_allclose(g, eg, rtol=1e-11, atol=1e-13)
     assert vg.n_traces == 2
+
+
+# ---------------------------------------------------------------- minimize keeps traces
+SHIFT = 1.0
+TARGET = np.array([1.0, 2.0])
+
+
+def _shifted(x):
+    return ((x - SHIFT) ** 2).sum()
+
+
+def _to_target(x):
+    return ((x - wengert.tensor(TARGET)) ** 2).sum()
+
+
+def _helper(x):
+    return (x - SHIFT) ** 2
+
+
+def _calls_helper(x):
+    return _helper(x).sum()
+
+
+def test_minimize_reuses_its_trace_while_what_f_reads_is_unchanged():
+    global SHIFT
+    x0 = np.zeros(2)
+    try:
+        r1 = wengert.minimize(_shifted, x0, method="lbfgs")
+        r2 = wengert.minimize(_shifted, x0 + 3.0, method="lbfgs")
+        assert r1.ntraces == 1 and r2.ntraces == 0
+        np.testing.assert_allclose(r2.x, [1.0, 1.0], atol=1e-6)
+        SHIFT = -2.0  # a global the trace baked in: traced again
+        r3 = wengert.minimize(_shifted, x0, method="lbfgs")
+        assert r3.ntraces == 1
+        np.testing.assert_allclose(r3.x, [-2.0, -2.0], atol=1e-6)
+        SHIFT = 0.5  # read through a helper function
+        r4 = wengert.minimize(_calls_helper, x0, method="lbfgs")
+        SHIFT = 4.0
+        r5 = wengert.minimize(_calls_helper, x0, method="lbfgs")
+        assert r5.ntraces == 1
+        np.testing.assert_allclose(r4.x, [0.5, 0.5], atol=1e-6)
+        np.testing.assert_allclose(r5.x, [4.0, 4.0], atol=1e-6)
+    finally:
+        SHIFT = 1.0
+
+
+def test_minimize_never_reuses_a_trace_that_read_something_mutable():
+    x0 = np.zeros(2)
+    r1 = wengert.minimize(_to_target, x0, method="lbfgs")
+    TARGET[:] = [-3.0, 5.0]  # changed in place: same object, new values
+    try:
+        r2 = wengert.minimize(_to_target, x0, method="lbfgs")
+        assert r1.ntraces == 1 and r2.ntraces == 1
+        np.testing.assert_allclose(r2.x, [-3.0, 5.0], atol=1e-6)
+    finally:
+        TARGET[:] = [1.0, 2.0]
+
+    def make(c):
+        def f(x):
+            return ((x - c) ** 2).sum()
+        return f
+
+    f = make(1.0)
+    assert wengert.minimize(f, x0).x == pytest.approx([1.0, 1.0], abs=1e-6)
+    cell = f.__closure__[0]
+    cell.cell_contents = 7.0  # a closure rebound after the first call
+    assert wengert.minimize(f, x0).x == pytest.approx([7.0, 7.0], abs=1e-6)
+
+    from wengert._reuse import reads
+
+    assert reads(_to_target) is None  # reads an array
+    assert reads(_shifted) is not None
+    assert reads(np.sin) is None  # not a Python function

@@ -9,7 +9,13 @@ import numpy as np
 from scipy.optimize import OptimizeResult
 
 from . import _replay
+from ._reuse import reads
 from .compile import Compiled, TraceError
+
+# Traces kept between calls of minimize, for functions whose trace can be reused (see
+# _reuse.py): a few small programs, so that repeated minimisations skip the tracing.
+_KEPT: dict[int, tuple[Any, tuple, Compiled]] = {}
+_KEEP_MAX, _KEEP_FLOATS = 16, 100_000
 
 METHODS = ("gd", "momentum", "nesterov", "adam", "lbfgs")
 _MESSAGES = {
@@ -35,8 +41,13 @@ def minimize(f: Callable, x0: Any, method: str = "lbfgs", *, lr: float | None = 
     stops when max |gradient| < ``tol`` or after ``max_iter`` iterations.
 
     Returns a SciPy ``OptimizeResult`` with ``x``, ``fun``, ``jac``, ``nit``, ``nfev``,
-    ``success``, ``message``, ``ntraces`` and, with ``record_path=True``, ``path`` (one row
-    per iterate, for plotting).
+    ``success``, ``message``, ``ntraces`` (traces made by this call) and, with
+    ``record_path=True``, ``path`` (one row per iterate, for plotting).
+
+    A later call with the same ``f`` reuses its trace when everything ``f`` reads from
+    outside its argument (globals, closure cells, defaults, the functions it calls) is
+    unchanged and immutable (numbers, strings, functions, tensors at the same version);
+    a function that reads an array, a list or an object is traced on every call.
 
     >>> import wengert
     >>> r = wengert.minimize(lambda x: (1 - x[0]) ** 2 + 5 * (x[1] - x[0] ** 2) ** 2,
@@ -58,7 +69,9 @@ def minimize(f: Callable, x0: Any, method: str = "lbfgs", *, lr: float | None = 
     shape = x0.shape
     x = np.ascontiguousarray(x0.reshape(-1)).copy()
     n = x.size
-    comp = Compiled(f, 0)
+    key = reads(f)
+    comp = _compiled(f, key)
+    traces_before = comp.n_traces
     tr = comp._find([x.reshape(shape)], x)
     g = np.zeros(n)
     fval = np.full(1, np.nan)
@@ -106,7 +119,8 @@ def minimize(f: Callable, x0: Any, method: str = "lbfgs", *, lr: float | None = 
     res = OptimizeResult(
         x=x.reshape(shape), fun=value, jac=grad, nit=it, nfev=nfev + 1,
         success=status == _replay.CONVERGED, status=status, message=_MESSAGES[status],
-        ntraces=comp.n_traces, method=method)
+        ntraces=comp.n_traces - traces_before, method=method)
+    _keep(f, key, comp, tr)
     if record_path:
         res.path = path[: min(it + 1, max_iter + 1)].copy()
         res.path[min(it, max_iter)] = x
@@ -129,6 +143,27 @@ def _run(method: str, tr: Any, x: np.ndarray, g: np.ndarray, fval: np.ndarray, s
                                    path, xfail)
     return _replay.lbfgs(prog, x, g, fval, *state, tol, max_iter, c1, c2, it0, path,
                          xfail)
+
+
+def _compiled(f: Callable, key: tuple | None) -> Compiled:
+    """The kept traces of ``f`` if what it reads is unchanged since, else a new Compiled.
+    Taken out of the cache while in use: a replay writes the program's arena, so two
+    threads minimising the same function must not share one."""
+    hit = _KEPT.pop(id(f), None)
+    if key is not None and hit is not None and hit[0] is f and hit[1] == key:
+        return hit[2]
+    return Compiled(f, 0)
+
+
+def _keep(f: Callable, key: tuple | None, comp: Compiled, tr: Any) -> None:
+    """Keep ``comp`` for the next call with ``f`` (``key``: what f read before tracing)."""
+    if key is None or tr.prog[2].size > _KEEP_FLOATS:
+        _KEPT.pop(id(f), None)
+        return
+    _KEPT.pop(id(f), None)  # re-insert: the most recently used go last
+    _KEPT[id(f)] = (f, key, comp)
+    while len(_KEPT) > _KEEP_MAX:
+        del _KEPT[next(iter(_KEPT))]
 
 
 def _progress(total: int) -> Any:
