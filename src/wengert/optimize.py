@@ -52,7 +52,7 @@ def minimize(f: Callable, x0: Any, method: str = "lbfgs", *, lr: float | None = 
     >>> import wengert
     >>> r = wengert.minimize(lambda x: (1 - x[0]) ** 2 + 5 * (x[1] - x[0] ** 2) ** 2,
     ...                      [-1.0, 1.0], method="gd", lr=0.01, max_iter=1000)
-    >>> [round(v, 4) for v in r.x]
+    >>> [round(float(v), 4) for v in r.x]
     [0.9918, 0.983]
     """
     if method not in METHODS:
