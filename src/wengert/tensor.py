@@ -807,6 +807,8 @@ class Tensor:
 
     # ------------------------------------------------------------------ indexing
     def __getitem__(self, key: Any) -> Tensor:
+        if type(key) is int and self._dtype is float64 and len(self._shape) == 1:
+            return _select(self, key)  # x[0] of a float vector: the common case
         return _index(self, key)
 
     def __setitem__(self, key: Any, value: Any) -> None:
@@ -1053,6 +1055,34 @@ def _fast2(a: Tensor, b: Tensor, op: int) -> Tensor:
     t = _new(Tensor)
     t._tape, t._buf, t._entry, t._data, t._shape, t._n, t._dtype, t._rg = (
         tape, e, e, None, a._shape, n, float64, rg)
+    t._grad, t._version, t._gfn, t._retain, t._ptape, t._shared = (
+        None, 0, None, False, None, False)
+    tape.tensors.append(_wref(t))
+    return t
+
+
+def _select(x: Tensor, i: int) -> Tensor:
+    """Record x[i] of a 1-D float tensor (as _fast1, with a one-element output)."""
+    n = x._shape[0]
+    if not -n <= i < n:
+        raise IndexError(f"index {i} is out of bounds for dimension 0 with size {n}")
+    st = STATE
+    tape = st.tape
+    if tape is None:
+        tape = st.tape = Tape()
+    elif tape.top > tape.flush_at:  # see Tape.entry
+        tape.flush()
+        tape = st.tape or _tape()
+    b = x._buf if x._tape is tape else tape.import_tensor(x)
+    rg = x._rg and st.grad_enabled
+    e = tape.n
+    tape.code += (_SELECT, b, -1, -1, tape.top, 1, 1 if rg else 0)
+    tape.consts += (i % n, 0.0)
+    tape.top += 1
+    tape.n = e + 1
+    t = _new(Tensor)
+    t._tape, t._buf, t._entry, t._data, t._shape, t._n, t._dtype, t._rg = (
+        tape, e, e, None, (), 1, float64, rg)
     t._grad, t._version, t._gfn, t._retain, t._ptape, t._shared = (
         None, 0, None, False, None, False)
     tape.tensors.append(_wref(t))
