@@ -3914,11 +3914,17 @@ def _fused_row(low, r, e, d):
 
 
 # The replay loop (_replay._run) is compiled without numba's reference counting, and numba
-# compiles a function called from there with the caller's options unless it exists already:
-# these two carry explicit signatures (compiled at import, with reference counting, and
-# never again), so everything below them keeps its own options.
-@njit("void(int64, int64[::1], int64, int64, int64[:, ::1], float64[:, ::1], int64[::1], "
-      "float64[::1], float64[::1], boolean)", cache=True, error_model="numpy", nogil=True)
+# compiles a function called from there with the caller's options unless it exists already.
+# So these two are compiled for their one signature (with reference counting) before the
+# first replay, by prepare_replay, and may not compile again: everything below them keeps
+# its own options.
+_OTHER_FWD_SIG = ("void(int64, int64[::1], int64, int64, int64[:, ::1], float64[:, ::1], "
+                  "int64[::1], float64[::1], float64[::1], boolean)")
+_OTHER_BWD_SIG = ("void(int64, int64[::1], int64, int64, int64[:, ::1], float64[:, ::1], "
+                  "int64[::1], float64[::1], float64[::1], uint8[::1])")
+
+
+@_jit
 def other_forward(op, low, d, e, code, consts, aux, val, adj, grad):
     """A replay row that is not a scalar: a fused region, or entry e by its kernels."""
     if op == L_FUSED:
@@ -3927,8 +3933,7 @@ def other_forward(op, low, d, e, code, consts, aux, val, adj, grad):
         _fwd_entry(code, consts, aux, val, e)
 
 
-@njit("void(int64, int64[::1], int64, int64, int64[:, ::1], float64[:, ::1], int64[::1], "
-      "float64[::1], float64[::1], uint8[::1])", cache=True, error_model="numpy", nogil=True)
+@_jit
 def other_backward(op, low, d, e, code, consts, aux, val, adj, reached):
     """The reverse of other_forward."""
     if op == L_FUSED:
@@ -3936,3 +3941,14 @@ def other_backward(op, low, d, e, code, consts, aux, val, adj, reached):
     else:
         _bwd_entry(code, consts, aux, val, adj, reached, e)
 
+
+def prepare_replay() -> None:
+    """Compile (or load from numba's cache) other_forward/other_backward for their
+    signature and freeze them; called before a program is first replayed. Lazy, so that
+    importing wengert does not compile the replay kernels."""
+    if other_forward.signatures:
+        return
+    other_forward.compile(_OTHER_FWD_SIG)
+    other_backward.compile(_OTHER_BWD_SIG)
+    other_forward.disable_compile()
+    other_backward.disable_compile()

@@ -37,6 +37,7 @@ class _Trace:
 
     def __init__(self, f: Callable, args: Sequence[np.ndarray], argnums: tuple[int, ...],
                  need_scalar: bool) -> None:
+        _vm.prepare_replay()
         tape = Tape()
         saved = STATE.tape, STATE.trace, STATE.grad_enabled, STATE.guards
         STATE.tape, STATE.trace, STATE.grad_enabled, STATE.guards = tape, tape, True, []
