@@ -41,7 +41,7 @@ OK, GUARD_FAILED = 0, 1
 # every array passed in or viewed costs two atomic operations per call, which made up
 # half of an optimiser iteration on a short scalar tape (75 -> 33 ns of fixed cost).
 # It calls no jitted function but the inlined scalar kernels and _vm.other_forward /
-# other_backward (explicit signatures: see there).
+# other_backward (compiled beforehand and frozen: see _vm.prepare_replay).
 @njit(cache=True, error_model="numpy", nogil=True, _nrt=False)
 def _run(code, ints, floats, flags, x, g, n_grad, set_x):
     """One replay: f(x), and with n_grad >= 0 the gradient of the first n_grad inputs

@@ -30,7 +30,6 @@ _new = object.__new__
 _NUM = (float, int, bool, np.floating, np.integer, np.bool_)
 
 MaxMin = namedtuple("MaxMin", ["values", "indices"])
-_ONE = [np.ones(1)]  # the seed of backward() on a scalar (never written to)
 
 
 def _tape() -> Tape:
