@@ -76,3 +76,14 @@ def test_facade_methods_come_from_the_table():
             x = wengert.tensor([0.5], requires_grad=True)
             y = getattr(x, spec.method)()
             assert y.grad_fn.name() == spec.grad_fn
+
+
+def test_opcode_names_in_the_interpreter_match_the_table():
+    """_vm.py names some opcodes for its hand-written kernels: they must be the table's."""
+    from wengert import _vm
+    from wengert.optable import C
+
+    named = [k for k in vars(C) if k.isupper() and hasattr(_vm, k)]
+    assert {"ADD", "SUM", "MEAN", "COPY", "SLICE", "CAT", "WHERE", "SELECT", "MATMUL"} <= set(named)
+    for k in named:
+        assert getattr(_vm, k) == getattr(C, k), k

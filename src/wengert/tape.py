@@ -349,11 +349,7 @@ def run_backward(roots: list, seeds: list[np.ndarray], retain_graph: bool,
             if reached[e]:
                 if leaf._version != ver:
                     _unfree(done, retain_graph)
-                    raise RuntimeError(
-                        "one of the variables needed for gradient computation has been "
-                        f"modified by an inplace operation: [tensor of shape {list(leaf.shape)}] "
-                        f"is at version {leaf._version}; expected version {ver} instead. "
-                        "Change it after backward(), or build the graph again.")
+                    raise _modified(leaf, ver)
                 leaf_grads.append((leaf, run.grad(e)))
         if tape.links:
             for e, src, se in tape.links:
@@ -387,6 +383,15 @@ def run_backward(roots: list, seeds: list[np.ndarray], retain_graph: bool,
     return result
 
 
+def _modified(leaf: Any, ver: int) -> RuntimeError:
+    """PyTorch's error for a leaf changed in place after the graph that needs it was built."""
+    return RuntimeError(
+        "one of the variables needed for gradient computation has been modified by an "
+        f"inplace operation: [tensor of shape {list(leaf.shape)}] is at version "
+        f"{leaf._version}; expected version {ver} instead. Change it after backward(), or "
+        "build the graph again.")
+
+
 def backward_scalar(t: Any, retain_graph: bool) -> None:
     """``t.backward()`` for a one-element ``t``: the common case of a training loop.
 
@@ -416,11 +421,7 @@ def backward_scalar(t: Any, retain_graph: bool) -> None:
             if leaf._version != ver:
                 if not retain_graph:
                     tape.freed[: root + 1][reached[: root + 1] != 0] = 0
-                raise RuntimeError(
-                    "one of the variables needed for gradient computation has been "
-                    f"modified by an inplace operation: [tensor of shape {list(leaf.shape)}] "
-                    f"is at version {leaf._version}; expected version {ver} instead. "
-                    "Change it after backward(), or build the graph again.")
+                raise _modified(leaf, ver)
             o = code[W * e + OFF]
             grads.append((leaf, adj[o: o + code[W * e + SIZE]]))
     if tape.retained:
