@@ -26,6 +26,8 @@ from numba import njit
 # One set of compile options for every kernel: cached on disk, and IEEE arithmetic
 # (x / 0 is inf or nan, never a ZeroDivisionError), as in PyTorch and numpy.
 _jit = njit(cache=True, error_model="numpy", nogil=True)
+# Calls too short to gain from releasing the GIL (which costs ~45 ns a call).
+_jit_short = njit(cache=True, error_model="numpy")
 # Small value-in, value-out kernels that the sweeps inline (see the generated region).
 _jit_inline = njit(cache=True, error_model="numpy", nogil=True, inline="always")
 
@@ -3428,6 +3430,26 @@ def sweep_from(code, consts, aux, val, adj, reached, freed, fstart, fstop, root,
         reached[e] = 0
     reached[root] = 1
     return backward(code, consts, aux, val, adj, reached, freed, root + 1, retain)
+
+
+# ``no_grad`` arithmetic on concrete values runs at once through these two (nothing is
+# recorded), with the sweeps' own scalar kernels, so the numbers are the tape's. Four
+# arguments each: numba's dispatch costs ~50 ns per argument.
+@_jit_short
+def unary(op, x, c0, out):
+    """``out = op(x, c0)`` elementwise, for a unary or unary-with-constant opcode."""
+    for i in range(out.size):
+        out[i] = _scalar_fwd(op, x[i], 0.0, c0, 0.0)
+
+
+@_jit_short
+def binary(op, x, y, out):
+    """``out = op(x, y)`` elementwise, for a binary opcode; x or y may have one element."""
+    n = out.size
+    sx = 1 if x.size == n else 0
+    sy = 1 if y.size == n else 0
+    for i in range(n):
+        out[i] = _scalar_fwd(op, x[i * sx], y[i * sy], 0.0, 0.0)
 
 
 # ---------------------------------------------------------------- lowered replay

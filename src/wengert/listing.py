@@ -16,6 +16,7 @@ module) prints it.
 from __future__ import annotations
 
 import math
+import weakref
 from collections.abc import Mapping
 from types import SimpleNamespace
 from typing import Any
@@ -97,8 +98,11 @@ def _tensors_of(tape: Any) -> dict[int, Any]:
         if imp[0] in ("leaf", "dead"):
             out.setdefault(e, imp[1])
     for hit in tape.imp_cache.values():
-        if hit[0] is not None:  # (tensor, version, entry) of a tensor copied in
-            out.setdefault(hit[2], hit[0])
+        t = hit[0]  # (tensor or a weak reference to it, version, entry) of a tensor copied in
+        if isinstance(t, weakref.ref):
+            t = t()
+        if t is not None:
+            out.setdefault(hit[2], t)
     return out
 
 

@@ -165,7 +165,7 @@ class Tape:
         if src is None:
             key = id(t)
             hit = self.imp_cache.get(key)
-            if hit is not None and hit[1] == t._version:
+            if hit is not None and hit[1] == t._version and (hit[0] is t or hit[0]() is t):
                 return hit[2]
             rg = 1 if t._rg else 0
             if t._ptape is self:
@@ -174,10 +174,23 @@ class Tape:
             else:
                 if t._ptape is not None:
                     t._settle()
-                e = self._import_entry(t._n, rg)
-                o = self.top - t._n
-                self.val[o: self.top] = t._data.reshape(-1)
-            self.imp_cache[key] = (t, t._version, e)
+                if self.top > self.flush_at:  # as in entry()
+                    self.flush()
+                # entry() and _import_entry() written out: every step of a training loop
+                # imports its parameters and data.
+                n, o, e = t._n, self.top, self.n
+                self.code += (0, -1, -1, -1, o, n, rg)
+                self.consts += (0.0, 0.0)
+                self.top = top = o + n
+                self.n = e + 1
+                if top > len(self.val):
+                    self.val = _grow(self.val, top, o)
+                self.val[o: top] = t._data.reshape(-1)
+            # A leaf that needs no gradient is held weakly (its values are copied), so that a
+            # long no_grad loop feeding new tensors to this tape does not keep them all alive;
+            # a trace keeps its captured constants.
+            ref = t if rg or STATE.trace is self else weakref.ref(t)
+            self.imp_cache[key] = (ref, t._version, e)
             if rg:
                 if t._gfn is None:
                     self.leaves.append((e, t, t._version))
@@ -217,14 +230,23 @@ class Tape:
                 self._code = _grow(self._code, n, nc)
                 self._consts = _grow(self._consts, n, nc)
                 self.freed = _grow(self.freed, n, nc)
-            seg = self.code[W * nc:]
-            if self._mcode[W * nc: W * n] != seg:
-                self._code[nc:n] = np.array(seg, np.int64).reshape(-1, W)
-                self._mcode[W * nc:] = seg
-            seg = self.consts[2 * nc:]
-            if self._mconsts[2 * nc: 2 * n] != seg:
-                self._consts[nc:n] = np.array(seg).reshape(-1, 2)
-                self._mconsts[2 * nc:] = seg
+            if nc == 0 and len(self._mcode) == len(self.code):
+                # The usual step of a loop: compare whole lists, no slices copied.
+                if self._mcode != self.code:
+                    self._code[:n] = np.array(self.code, np.int64).reshape(-1, W)
+                    self._mcode = self.code.copy()
+                if self._mconsts != self.consts:
+                    self._consts[:n] = np.array(self.consts).reshape(-1, 2)
+                    self._mconsts = self.consts.copy()
+            else:
+                seg = self.code[W * nc:]
+                if self._mcode[W * nc: W * n] != seg:
+                    self._code[nc:n] = np.array(seg, np.int64).reshape(-1, W)
+                    self._mcode[W * nc:] = seg
+                seg = self.consts[2 * nc:]
+                if self._mconsts[2 * nc: 2 * n] != seg:
+                    self._consts[nc:n] = np.array(seg).reshape(-1, 2)
+                    self._mconsts[2 * nc:] = seg
             self._nc = n
         na, nao = len(self.aux), self._na
         if na > nao:

@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from . import _vm
 from . import tape as _tape_mod
 from ._format import format_array, with_suffixes
 from ._state import STATE
@@ -446,8 +447,10 @@ class Tensor:
             to = type(o)
             if to is float or to is int:
                 return _fast1(self, _ADD_C, o)
-            if to is Tensor and o._shape == self._shape and o._dtype is float64:
-                return _fast2(self, o, _ADD)
+            if to is Tensor and o._dtype is float64:
+                if o._shape == self._shape:
+                    return _fast2(self, o, _ADD)
+                return _record_binary(_ADD, self, o, "add", float64, name="AddBackward0")
         return _arith(self, o, C.ADD, C.ADD_C, "add")
 
     __radd__ = __add__
@@ -457,8 +460,10 @@ class Tensor:
             to = type(o)
             if to is float or to is int:
                 return _fast1(self, _SUB_C, o)
-            if to is Tensor and o._shape == self._shape and o._dtype is float64:
-                return _fast2(self, o, _SUB)
+            if to is Tensor and o._dtype is float64:
+                if o._shape == self._shape:
+                    return _fast2(self, o, _SUB)
+                return _record_binary(_SUB, self, o, "sub", float64, name="SubBackward0")
         return _arith(self, o, C.SUB, C.SUB_C, "sub")
 
     def __rsub__(self, o: Any) -> Tensor:
@@ -471,8 +476,10 @@ class Tensor:
             to = type(o)
             if to is float or to is int:
                 return _fast1(self, _MUL_C, o)
-            if to is Tensor and o._shape == self._shape and o._dtype is float64:
-                return _fast2(self, o, _MUL)
+            if to is Tensor and o._dtype is float64:
+                if o._shape == self._shape:
+                    return _fast2(self, o, _MUL)
+                return _record_binary(_MUL, self, o, "mul", float64, name="MulBackward0")
         return _arith(self, o, C.MUL, C.MUL_C, "mul")
 
     __rmul__ = __mul__
@@ -625,6 +632,8 @@ class Tensor:
     # ------------------------------------------------------------------ reductions
     def sum(self, dim: Any = None, keepdim: bool = False) -> Tensor:
         """Sum of all elements, or along ``dim`` (int or tuple)."""
+        if dim is None and not keepdim and self._dtype is float64:
+            return _reduce_all(self, _SUM)
         return _reduce(self, C.SUM, dim, keepdim, "sum")
 
     def mean(self, dim: Any = None, keepdim: bool = False) -> Tensor:
@@ -632,6 +641,8 @@ class Tensor:
         if self._dtype != float64:
             raise RuntimeError("mean(): could not infer output dtype. Input dtype must be a "
                                f"floating point dtype. Got: {self._dtype.name} (use .float())")
+        if dim is None and not keepdim:
+            return _reduce_all(self, _MEAN)
         return _reduce(self, C.MEAN, dim, keepdim, "mean", out=float64)
 
     def prod(self, dim: int | None = None, keepdim: bool = False) -> Tensor:
@@ -689,6 +700,8 @@ class Tensor:
 
     def mm(self, other: Tensor) -> Tensor:
         """Product of two 2-D tensors."""
+        if type(other) is Tensor and len(self._shape) == 2 and len(other._shape) == 2:
+            return _matmul(self, other)
         if self.ndim != 2 or _as_tensor(other).ndim != 2:
             raise RuntimeError(f"mm: both arguments must be 2-D, got {self.ndim}-D and "
                                f"{_as_tensor(other).ndim}-D")
@@ -867,21 +880,29 @@ class Tensor:
     def add_(self, other: Any, alpha: float = 1.0) -> Tensor:
         """In-place ``self += alpha * other``."""
         self._check_leaf_inplace("add_")
+        if alpha == 1.0 and _update(self, other, _ADD, _ADD_C):
+            return self
         return self._inplace(self + (other * alpha if alpha != 1.0 else other), "add_")
 
     def sub_(self, other: Any, alpha: float = 1.0) -> Tensor:
         """In-place ``self -= alpha * other``."""
         self._check_leaf_inplace("sub_")
+        if alpha == 1.0 and _update(self, other, _SUB, _SUB_C):
+            return self
         return self._inplace(self - (other * alpha if alpha != 1.0 else other), "sub_")
 
     def mul_(self, other: Any) -> Tensor:
         """In-place ``self *= other``."""
         self._check_leaf_inplace("mul_")
+        if _update(self, other, _MUL, _MUL_C):
+            return self
         return self._inplace(self * other, "mul_")
 
     def div_(self, other: Any) -> Tensor:
         """In-place ``self /= other``."""
         self._check_leaf_inplace("div_")
+        if _update(self, other, _DIV, _DIV_C):
+            return self
         return self._inplace(self / other, "div_")
 
     def clamp_(self, min: float | None = None, max: float | None = None) -> Tensor:
@@ -1007,9 +1028,49 @@ _ADD_C, _SUB_C, _RSUB_C, _MUL_C, _DIV_C, _RDIV_C, _POW_C, _RPOW_C = (
 _ADD, _SUB, _MUL, _DIV, _SQUARE = C.ADD, C.SUB, C.MUL, C.DIV, C.SQUARE
 
 
+# Under no_grad, elementwise arithmetic of concrete values (materialized, up to this many
+# elements) runs at once: nothing needs recording, and importing its operands into a tape
+# would cost more than the op (an update like ``w -= lr * w.grad``). Larger ones are
+# recorded as usual, where the vectorised sweep kernels serve them.
+EAGER_MAX = 4096
+_unary, _binary = _vm.unary, _vm.binary
+
+
+def _concrete(x: Tensor) -> bool:
+    """Whether ``x`` holds its value itself (no tape, no pending in-place update)."""
+    return x._tape is None and x._ptape is None and x._n <= EAGER_MAX
+
+
+def _update(x: Tensor, o: Any, op: int, op_c: int) -> bool:
+    """``x op= o`` under no_grad, written into x's storage at once when x and o are
+    concrete floats; False when the general (recorded) path must run instead."""
+    st = STATE
+    if (st.grad_enabled or st.trace is not None or x._dtype is not float64
+            or not _concrete(x)):
+        return False
+    d = x._data
+    if not d.flags.c_contiguous:
+        return False
+    to = type(o)
+    v = d.reshape(-1)
+    if to is float or to is int:
+        _unary(op_c, v, float(o), v)
+    elif (to is Tensor and o._dtype is float64 and _concrete(o)
+          and (o._shape == x._shape or (o._n == 1 and len(o._shape) <= len(x._shape)))):
+        _binary(op, v, o._data.reshape(-1), v)
+    else:
+        return False
+    x._version += 1
+    return True
+
+
 def _fast1(x: Tensor, op: int, c0: float, c1: float = 0.0) -> Tensor:
     """Record an elementwise op of a float tensor (and constants): the common case."""
     st = STATE
+    if not st.grad_enabled and _concrete(x) and st.trace is None and c1 == 0.0:
+        out = np.empty(x._n)
+        _unary(op, x._data.reshape(-1), float(c0), out)
+        return _leaf(out.reshape(x._shape))
     tape = st.tape
     if tape is None:
         tape = st.tape = Tape()
@@ -1036,6 +1097,10 @@ def _fast1(x: Tensor, op: int, c0: float, c1: float = 0.0) -> Tensor:
 def _fast2(a: Tensor, b: Tensor, op: int) -> Tensor:
     """Record a binary op of two float tensors of one shape: the common case."""
     st = STATE
+    if not st.grad_enabled and _concrete(a) and _concrete(b) and st.trace is None:
+        out = np.empty(a._n)
+        _binary(op, a._data.reshape(-1), b._data.reshape(-1), out)
+        return _leaf(out.reshape(a._shape))
     tape = st.tape
     if tape is None:
         tape = st.tape = Tape()
@@ -1119,6 +1184,10 @@ _INT_PRESERVING = {C.NEG, C.ABS, C.SQUARE, C.ADD_C, C.SUB_C, C.RSUB_C, C.MUL_C, 
                    C.CLAMP, C.FILL, C.COPY, C.TRANSPOSE, C.SIGN, C.RELU, C.SELECT}
 
 
+# (shape a, shape b) -> (broadcast shape, its size, row layout or None), as computed below.
+_layouts: dict[tuple, tuple] = {}
+
+
 def _record_binary(op: int, a: Tensor, b: Tensor, opname: str, dtype: np.dtype,
                    rg: bool | None = None, name: str | None = "") -> Tensor:
     sa, sb = a._shape, b._shape
@@ -1126,10 +1195,17 @@ def _record_binary(op: int, a: Tensor, b: Tensor, opname: str, dtype: np.dtype,
     if sa == sb:
         shape, n = sa, a._n
     else:
-        shape = broadcast_shapes(sa, sb, opname)
-        n = _prod(shape)
+        hit = _layouts.get((sa, sb))
+        if hit is None:
+            shape = broadcast_shapes(sa, sb, opname)
+            n = _prod(shape)
+            if (a._n != n and a._n != 1) or (b._n != n and b._n != 1):
+                rows = _row_layout(shape, n, sa, a._n, sb, b._n)
+            if len(_layouts) < 4096:
+                _layouts[(sa, sb)] = (shape, n, rows)
+        else:
+            shape, n, rows = hit
         if (a._n != n and a._n != 1) or (b._n != n and b._n != 1):
-            rows = _row_layout(shape, n, sa, a._n, sb, b._n)
             if rows is None:
                 if a._n != n and a._n != 1:
                     a = _expand(a, shape)
@@ -1276,6 +1352,30 @@ def _reduce(x: Tensor, op: int, dim: Any, keepdim: bool, opname: str,
     return t
 
 
+_SUM, _MEAN = C.SUM, C.MEAN
+
+
+def _reduce_all(x: Tensor, op: int) -> Tensor:
+    """Record the sum or mean of all elements of a float tensor: the common loss."""
+    st = STATE
+    tape = st.tape
+    if tape is None:
+        tape = st.tape = Tape()
+    elif tape.top > tape.flush_at:  # see Tape.entry
+        tape.flush()
+        tape = st.tape or _tape()
+    b = x._buf if x._tape is tape else tape.import_tensor(x)
+    rg = x._rg and st.grad_enabled
+    e = tape.n
+    ax = len(tape.aux)
+    tape.aux += (1, x._n, 1)
+    tape.code += (op, b, -1, ax, tape.top, 1, 1 if rg else 0)
+    tape.consts += (0.0, 0.0)
+    tape.top += 1
+    tape.n = e + 1
+    return _lazy(tape, e, (), 1, float64, rg)
+
+
 def _set_size(t: Tensor, n: int) -> None:
     """Shrink a just-recorded output buffer (reductions write fewer elements)."""
     t._tape.resize_last(n)
@@ -1294,7 +1394,10 @@ def matmul(a: Any, b: Any) -> Tensor:
 
 def _matmul(a: Any, b: Any, tb: bool = False) -> Tensor:
     """``a @ b``; with ``tb``, ``a @ b.t()`` for a 2-D ``b`` without a transposed copy."""
-    a, b = _as_tensor(a), _as_tensor(b)
+    if type(a) is not Tensor:
+        a = _as_tensor(a)
+    if type(b) is not Tensor:
+        b = _as_tensor(b)
     sa, sb = a._shape, b._shape
     if tb:
         sb = (sb[1], sb[0])
@@ -1315,19 +1418,26 @@ def _matmul(a: Any, b: Any, tb: bool = False) -> Tensor:
                                f"{kb} elements respectively")
         raise RuntimeError(f"matmul: shapes cannot be multiplied ({m}x{k} and {kb}x{n}): "
                            f"tensors of shape {list(sa)} and {list(sb)}")
-    shape = tuple(([m] if len(sa) == 2 else []) + ([n] if len(sb) == 2 else []))
-    name = {(1, 1): "DotBackward0", (2, 1): "MvBackward0"}.get((len(sa), len(sb)), "MmBackward0")
-    dtype = _result_dtype(a._dtype, b._dtype)
-    tape = STATE.tape
+    nd = len(sa) * 2 + len(sb)  # 6: mm, 5: mv, 4: vm, 3: dot
+    shape = (m, n) if nd == 6 else ((m,) if nd == 5 else ((n,) if nd == 4 else ()))
+    dtype = float64 if (a._dtype is float64 or b._dtype is float64) else _result_dtype(
+        a._dtype, b._dtype)
+    st = STATE
+    tape = st.tape
     if tape is None:
-        tape = STATE.tape = Tape()
-    ia, ib = _bufin(tape, a), _bufin(tape, b)
-    rg = (a._rg or b._rg) and STATE.grad_enabled and dtype == float64
+        tape = st.tape = Tape()
+    ia = a._buf if a._tape is tape else tape.import_tensor(a)
+    ib = b._buf if b._tape is tape else tape.import_tensor(b)
+    rg = (a._rg or b._rg) and st.grad_enabled and dtype == float64
     ax = len(tape.aux)
     tape.aux += (m, k, n, 1 if tb else 0)
-    ob = tape.entry(C.MATMUL, ia, ib, m * n, 1 if rg else 0, aux=ax)
-    tape.names[tape.n - 1] = name
+    ob = tape.entry(_MATMUL, ia, ib, m * n, 1 if rg else 0, aux=ax)
+    tape.names[ob] = _MATMUL_NAMES[nd]
     return _lazy(tape, ob, shape, m * n, dtype, rg)
+
+
+_MATMUL = C.MATMUL
+_MATMUL_NAMES = {6: "MmBackward0", 5: "MvBackward0", 4: "MmBackward0", 3: "DotBackward0"}
 
 
 def _infer_shape(shape: tuple, n: int, old: tuple) -> tuple[int, ...]:
@@ -1363,11 +1473,12 @@ def _index(x: Tensor, key: Any) -> Tensor:
     shape = x._shape
     # Fast path: x[i] on a 1-D tensor (unpacking, Rosenbrock's x[0]).
     if type(key) is int and len(shape) == 1:
+        if x._dtype is float64:
+            return _select(x, key)
         n = shape[0]
         if not -n <= key < n:
             raise IndexError(f"index {key} is out of bounds for dimension 0 with size {n}")
-        t = _fast1(x, _SELECT, key % n) if x._dtype is float64 else _record_unary(
-            _SELECT, x, key % n, dtype=x._dtype)
+        t = _record_unary(_SELECT, x, key % n, dtype=x._dtype)
         t._shape = ()
         t._n = 1
         t._tape.resize_last(1)

@@ -10,22 +10,25 @@ from .._state import STATE
 
 
 class _GradMode:
+    # Entered once per step of a training loop: kept to a few attribute writes.
+    __slots__ = ("_prev",)
     _mode = True
 
     def __new__(cls, orig_func: Callable | None = None) -> Any:
         # Bare ``@no_grad`` (no parentheses) decorates directly, as in PyTorch.
         if orig_func is None or cls is set_grad_enabled:
-            return super().__new__(cls)
+            return object.__new__(cls)
         return cls()(orig_func)
 
     def __init__(self, orig_func: Callable | None = None) -> None:
         self._prev: list[bool] = []
 
     def __enter__(self) -> None:
-        self._prev.append(STATE.grad_enabled)
-        STATE.grad_enabled = self._mode
+        st = STATE
+        self._prev.append(st.grad_enabled)
+        st.grad_enabled = self._mode
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
         STATE.grad_enabled = self._prev.pop()
 
     def __call__(self, fn: Callable) -> Callable:
@@ -48,12 +51,14 @@ class no_grad(_GradMode):
     False
     """
 
+    __slots__ = ()
     _mode = False
 
 
 class enable_grad(_GradMode):
     """Context manager and decorator: turn recording back on inside ``no_grad``."""
 
+    __slots__ = ()
     _mode = True
 
 
