@@ -111,8 +111,11 @@ class Tensor:
     def _materialize(self) -> None:
         """Copy the value out of the tape and forget the tape (graph already freed)."""
         tape = self._tape
-        v = tape.value(self._buf).reshape(self._shape)
-        self._data = v.astype(self._dtype) if self._dtype != float64 else v.copy()
+        if tape.n_eval <= self._buf:
+            tape.forward()
+        o = tape.code[_W * self._buf + _OFF]
+        v = tape.val[o: o + self._n].reshape(self._shape)
+        self._data = v.copy() if self._dtype is float64 else v.astype(self._dtype)
         if self._rg and self._entry >= 0:
             self._gfn = entry_name(tape, self._entry) or "CloneBackward0"
         self._tape = None
@@ -136,11 +139,11 @@ class Tensor:
         return self._tape.value(self._buf).reshape(self._shape)
 
     def _accumulate(self, g: np.ndarray) -> None:
-        g = g.reshape(self._shape)
-        if self._grad is None:
-            self._grad = _leaf(g.copy())
+        gr = self._grad
+        if gr is None:
+            self._grad = _leaf(g.reshape(self._shape).copy())
         else:
-            gr = self._grad
+            g = g.reshape(self._shape)
             if gr._tape is not None:  # a grad that was itself made lazy by an op
                 gr._materialize()
             elif gr._ptape is not None:
@@ -225,7 +228,7 @@ class Tensor:
     @property
     def grad(self) -> Tensor | None:
         """The accumulated gradient (None until a backward reaches this leaf)."""
-        if not self.is_leaf and not self._retain and self._grad is None:
+        if self._grad is None and not self._retain and not self.is_leaf:
             warnings.warn(
                 "The .grad attribute of a Tensor that is not a leaf Tensor is being accessed. Its "
                 ".grad attribute won't be populated during autograd.backward(). If you indeed want "
@@ -296,12 +299,19 @@ class Tensor:
                                "to Scalar")
         if STATE.trace is not None:
             self._traced_read("item()")
-        v = float(self._values().reshape(-1)[0])
-        if self._dtype == bool_:
+        tape = self._tape
+        if tape is not None:
+            if tape.n_eval <= self._buf:
+                tape.forward()
+            v = float(tape.val[tape.code[_W * self._buf + _OFF]])
+        else:
+            v = float(self._values().reshape(-1)[0])
+        dt = self._dtype
+        if dt is float64:
+            return v
+        if dt == bool_:
             return bool(v)
-        if self._dtype == int64:
-            return int(v)
-        return v
+        return int(v)
 
     def tolist(self) -> Any:
         """Nested Python lists (a number for a 0-d tensor)."""
@@ -872,7 +882,7 @@ class Tensor:
         return self
 
     def _check_leaf_inplace(self, opname: str) -> None:
-        if self._rg and self.is_leaf and STATE.grad_enabled:
+        if self._rg and self._tape is None and self._gfn is None and STATE.grad_enabled:
             raise RuntimeError(
                 f"{opname}: a leaf Variable that requires grad is being used in an in-place "
                 "operation. Wrap the update in `with wengert.no_grad():`.")
@@ -936,15 +946,23 @@ class Tensor:
         return self._inplace(copied, "copy_")
 
     def __iadd__(self, o: Any) -> Tensor:
+        if not STATE.grad_enabled and _update(self, o, _ADD, _ADD_C):  # w -= lr * w.grad
+            return self
         return self.add_(o)
 
     def __isub__(self, o: Any) -> Tensor:
+        if not STATE.grad_enabled and _update(self, o, _SUB, _SUB_C):  # w -= lr * w.grad
+            return self
         return self.sub_(o)
 
     def __imul__(self, o: Any) -> Tensor:
+        if not STATE.grad_enabled and _update(self, o, _MUL, _MUL_C):  # w -= lr * w.grad
+            return self
         return self.mul_(o)
 
     def __itruediv__(self, o: Any) -> Tensor:
+        if not STATE.grad_enabled and _update(self, o, _DIV, _DIV_C):  # w -= lr * w.grad
+            return self
         return self.div_(o)
 
 
@@ -1023,6 +1041,7 @@ def _bufin(tape: Tape, t: Tensor) -> int:
 
 
 _wref = weakref.ref
+_W, _OFF = _tape_mod.W, _tape_mod.OFF
 _ADD_C, _SUB_C, _RSUB_C, _MUL_C, _DIV_C, _RDIV_C, _POW_C, _RPOW_C = (
     C.ADD_C, C.SUB_C, C.RSUB_C, C.MUL_C, C.DIV_C, C.RDIV_C, C.POW_C, C.RPOW_C)
 _ADD, _SUB, _MUL, _DIV, _SQUARE = C.ADD, C.SUB, C.MUL, C.DIV, C.SQUARE
@@ -1046,31 +1065,41 @@ def _update(x: Tensor, o: Any, op: int, op_c: int) -> bool:
     concrete floats; False when the general (recorded) path must run instead."""
     st = STATE
     if (st.grad_enabled or st.trace is not None or x._dtype is not float64
-            or not _concrete(x)):
+            or x._tape is not None or x._ptape is not None or x._n > EAGER_MAX):
         return False
     d = x._data
     if not d.flags.c_contiguous:
         return False
     to = type(o)
-    v = d.reshape(-1)
+    v = d.ravel()
     if to is float or to is int:
         _unary(op_c, v, float(o), v)
     elif (to is Tensor and o._dtype is float64 and _concrete(o)
           and (o._shape == x._shape or (o._n == 1 and len(o._shape) <= len(x._shape)))):
-        _binary(op, v, o._data.reshape(-1), v)
+        _binary(op, v, o._data.ravel(), v)
     else:
         return False
     x._version += 1
     return True
 
 
+def _result(data: np.ndarray, shape: tuple, n: int) -> Tensor:
+    """A new concrete float tensor holding ``data`` (what _leaf does, written out)."""
+    t = _new(Tensor)
+    t._tape, t._buf, t._entry, t._data, t._shape, t._n, t._dtype, t._rg = (
+        None, -1, -1, data, shape, n, float64, False)
+    t._grad, t._version, t._gfn, t._retain, t._ptape, t._shared = (
+        None, 0, None, False, None, False)
+    return t
+
+
 def _fast1(x: Tensor, op: int, c0: float, c1: float = 0.0) -> Tensor:
     """Record an elementwise op of a float tensor (and constants): the common case."""
     st = STATE
     if not st.grad_enabled and _concrete(x) and st.trace is None and c1 == 0.0:
-        out = np.empty(x._n)
-        _unary(op, x._data.reshape(-1), float(c0), out)
-        return _leaf(out.reshape(x._shape))
+        out = np.empty(x._shape)
+        _unary(op, x._data.ravel(), float(c0), out.ravel())
+        return _result(out, x._shape, x._n)
     tape = st.tape
     if tape is None:
         tape = st.tape = Tape()
@@ -1098,9 +1127,9 @@ def _fast2(a: Tensor, b: Tensor, op: int) -> Tensor:
     """Record a binary op of two float tensors of one shape: the common case."""
     st = STATE
     if not st.grad_enabled and _concrete(a) and _concrete(b) and st.trace is None:
-        out = np.empty(a._n)
-        _binary(op, a._data.reshape(-1), b._data.reshape(-1), out)
-        return _leaf(out.reshape(a._shape))
+        out = np.empty(a._shape)
+        _binary(op, a._data.ravel(), b._data.ravel(), out.ravel())
+        return _result(out, a._shape, a._n)
     tape = st.tape
     if tape is None:
         tape = st.tape = Tape()
