@@ -112,12 +112,16 @@ class Tape:
         self.aux.clear()
         self.top = self.n = self.n_eval = self._nc = self._na = 0
         self.leaves.clear()
-        self.links.clear()
         self.imports.clear()
         self.imp_cache.clear()
-        self.names.clear()
         self.tensors.clear()
-        self.retained.clear()
+        # Usually empty (every step of a training loop resets the tape).
+        if self.links:
+            self.links.clear()
+        if self.names:
+            self.names.clear()
+        if self.retained:
+            self.retained.clear()
         self.has_dead = False
         self.flush_at = SEAL_ELEMENTS
 

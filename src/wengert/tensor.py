@@ -1096,7 +1096,9 @@ def _result(data: np.ndarray, shape: tuple, n: int) -> Tensor:
 def _fast1(x: Tensor, op: int, c0: float, c1: float = 0.0) -> Tensor:
     """Record an elementwise op of a float tensor (and constants): the common case."""
     st = STATE
-    if not st.grad_enabled and _concrete(x) and st.trace is None and c1 == 0.0:
+    ge = st.grad_enabled
+    if (not ge and x._tape is None and x._ptape is None and x._n <= EAGER_MAX
+            and st.trace is None and c1 == 0.0):
         out = np.empty(x._shape)
         _unary(op, x._data.ravel(), float(c0), out.ravel())
         return _result(out, x._shape, x._n)
@@ -1107,7 +1109,7 @@ def _fast1(x: Tensor, op: int, c0: float, c1: float = 0.0) -> Tensor:
         tape.flush()
         tape = st.tape or _tape()
     b = x._buf if x._tape is tape else tape.import_tensor(x)
-    rg = x._rg and st.grad_enabled
+    rg = x._rg and ge
     n = x._n
     e = tape.n
     tape.code += (op, b, -1, -1, tape.top, n, 1 if rg else 0)
@@ -1126,7 +1128,8 @@ def _fast1(x: Tensor, op: int, c0: float, c1: float = 0.0) -> Tensor:
 def _fast2(a: Tensor, b: Tensor, op: int) -> Tensor:
     """Record a binary op of two float tensors of one shape: the common case."""
     st = STATE
-    if not st.grad_enabled and _concrete(a) and _concrete(b) and st.trace is None:
+    ge = st.grad_enabled
+    if not ge and _concrete(a) and _concrete(b) and st.trace is None:
         out = np.empty(a._shape)
         _binary(op, a._data.ravel(), b._data.ravel(), out.ravel())
         return _result(out, a._shape, a._n)
@@ -1138,7 +1141,7 @@ def _fast2(a: Tensor, b: Tensor, op: int) -> Tensor:
         tape = st.tape or _tape()
     ia = a._buf if a._tape is tape else tape.import_tensor(a)
     ib = b._buf if b._tape is tape else tape.import_tensor(b)
-    rg = (a._rg or b._rg) and st.grad_enabled
+    rg = (a._rg or b._rg) and ge
     n = a._n
     e = tape.n
     tape.code += (op, ia, ib, -1, tape.top, n, 1 if rg else 0)
