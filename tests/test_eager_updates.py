@@ -1,0 +1,166 @@
+"""no_grad arithmetic on concrete values runs at once (``tensor.EAGER_MAX``): the same
+numbers as the recorded path, PyTorch's in-place semantics, and the fallbacks."""
+
+from __future__ import annotations
+
+import gc
+import sys
+import warnings
+import weakref
+
+import numpy as np
+import pytest
+
+import wengert as torch
+from wengert.optable import BINARY, OPS, UNARY, UNARY_C
+
+tensor_mod = sys.modules["wengert.tensor"]
+
+_ELEMENTWISE = [op for op in OPS if op.family in (UNARY, UNARY_C, BINARY) and op.code != 26]
+
+
+def _sample(rng, spec, shape):
+    lo, hi = spec.domain
+    return rng.uniform(lo, hi, shape)
+
+
+@pytest.mark.parametrize("spec", _ELEMENTWISE, ids=lambda s: s.name)
+def test_no_grad_result_equals_the_recorded_entry(spec):
+    """The eager kernel is the tapes' scalar kernel: bit-for-bit the recorded values."""
+    rng = np.random.default_rng(spec.code)
+    x = _sample(rng, spec, (3, 4))
+    y = _sample(rng, spec, (3, 4))
+    c = spec.test_const
+
+    def run(a, b):
+        if spec.family == UNARY:
+            return tensor_mod._fast1(a, spec.code, 0.0)
+        if spec.family == UNARY_C:
+            return tensor_mod._fast1(a, spec.code, c)
+        return tensor_mod._fast2(a, b, spec.code)
+
+    recorded = run(torch.tensor(x, requires_grad=True), torch.tensor(y))
+    assert recorded._tape is not None
+    with torch.no_grad():
+        eager = run(torch.tensor(x), torch.tensor(y))
+    assert eager._tape is None and eager.is_leaf and not eager.requires_grad
+    np.testing.assert_array_equal(eager.numpy(), recorded.detach().numpy())
+
+
+def test_no_grad_ops_record_nothing():
+    a = torch.tensor([1.0, 2.0, 3.0])
+    b = torch.tensor([0.5, 0.5, 0.5])
+    with torch.no_grad():
+        c = (a * 2.0 + b) - 1.0
+        d = 3.0 - c * b
+    assert c._tape is None and d._tape is None
+    np.testing.assert_array_equal(d.numpy(), [2.25, 1.25, 0.25])
+
+
+def test_no_grad_division_by_zero_is_a_value_without_warning():
+    a = torch.tensor([1.0, -1.0, 0.0])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with torch.no_grad():
+            q = a / 0.0
+            r = a / torch.zeros(3)
+            a2 = a.clone()
+            a2 /= 0.0
+    np.testing.assert_array_equal(q.numpy()[:2], [np.inf, -np.inf])
+    assert np.isnan(q.numpy()[2])
+    np.testing.assert_array_equal(r.numpy()[:2], [np.inf, -np.inf])
+    np.testing.assert_array_equal(a2.numpy()[:2], [np.inf, -np.inf])
+
+
+def test_update_writes_into_the_storage_and_bumps_the_version():
+    w = torch.tensor([1.0, 2.0, 3.0], requires_grad=True)
+    (w * w).sum().backward()
+    view = w.detach().numpy()  # shares storage, as in PyTorch
+    v0 = w._version
+    with torch.no_grad():
+        w -= 0.5 * w.grad
+        w.sub_(torch.tensor(1.0))  # a one-element operand broadcasts
+        w *= 2
+        w.add_(torch.tensor([1.0, 1.0, 1.0]))
+    expected = ((np.array([1.0, 2.0, 3.0]) * 0.0) - 1.0) * 2 + 1.0
+    np.testing.assert_array_equal(view, expected)
+    np.testing.assert_array_equal(w.detach().numpy(), expected)
+    assert w._version == v0 + 4
+    assert w.is_leaf and w.requires_grad and w.grad_fn is None
+
+
+def test_update_after_the_graph_used_the_value_makes_backward_raise():
+    w = torch.tensor([1.0, 2.0], requires_grad=True)
+    loss = (w * w).sum()
+    with torch.no_grad():
+        w -= 0.1
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        loss.backward()
+
+
+def test_update_shape_mismatch_keeps_the_pytorch_error():
+    w = torch.tensor([1.0, 2.0, 3.0])
+    with torch.no_grad():
+        with pytest.raises(RuntimeError):
+            w -= torch.tensor([1.0, 2.0])
+        with pytest.raises(RuntimeError):
+            w += torch.ones(2, 3)  # broadcasts to a larger shape: not in place
+    np.testing.assert_array_equal(w.numpy(), [1.0, 2.0, 3.0])
+
+
+def test_update_of_non_contiguous_storage_takes_the_general_path():
+    arr = np.asfortranarray(np.arange(6.0).reshape(2, 3))
+    t = torch.from_numpy(arr)
+    with torch.no_grad():
+        t += 1.0
+        t.mul_(torch.full((2, 3), 2.0))
+    np.testing.assert_array_equal(t.numpy(), (np.arange(6.0).reshape(2, 3) + 1.0) * 2.0)
+    np.testing.assert_array_equal(arr, t.numpy())  # still the user's storage
+
+
+def test_large_tensors_are_recorded_with_the_same_values():
+    n = tensor_mod.EAGER_MAX + 1
+    a = torch.linspace(0.0, 1.0, n)
+    with torch.no_grad():
+        big = a * 3.0 - 1.0
+        small = torch.tensor(a.numpy()[:10]) * 3.0 - 1.0
+    assert big._tape is not None and small._tape is None
+    np.testing.assert_array_equal(big.numpy()[:10], small.numpy())
+
+
+def test_pending_inplace_value_is_used():
+    """A leaf whose in-place update is still pending on a tape (recorded, not eager)."""
+    n = tensor_mod.EAGER_MAX + 1
+    w = torch.ones(n)
+    with torch.no_grad():
+        w.sub_(torch.full((n,), 0.25))  # large: recorded, pending
+        assert w._ptape is not None
+        r = w[:3] * 2.0
+    np.testing.assert_array_equal(r.numpy(), [1.5, 1.5, 1.5])
+
+
+def test_traced_functions_still_record_no_grad_arithmetic():
+    scale = torch.tensor([2.0, 3.0])
+
+    def f(x):
+        with torch.no_grad():
+            s = scale * 2.0  # a constant of the trace
+        return (x * s).sum()
+
+    vg = torch.value_and_grad(f)
+    for x0 in ([1.0, 1.0], [0.5, -1.0]):
+        v, g = vg(np.array(x0))
+        assert v == pytest.approx(4.0 * x0[0] + 6.0 * x0[1])
+        np.testing.assert_allclose(g, [4.0, 6.0])
+
+
+def test_a_tape_holds_leaves_without_grad_weakly():
+    """A no_grad loop that reads new tensors into one tape does not keep them alive."""
+    x = torch.ones(5)
+    with torch.no_grad():
+        s = x.sum()  # recorded: imports x
+    ref = weakref.ref(x)
+    del x
+    gc.collect()
+    assert ref() is None
+    assert s.item() == 5.0
