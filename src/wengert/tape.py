@@ -59,7 +59,7 @@ class Tape:
 
     __slots__ = (
         "id", "gen", "code", "consts", "aux", "top", "n", "n_eval",
-        "_code", "_consts", "_aux", "_nc", "_na", "_mcode", "_mconsts", "val", "freed",
+        "_code", "_consts", "_aux", "_nc", "_na", "_mcode", "_mconsts", "_maux", "val", "freed",
         "leaves", "links", "imports", "imp_cache", "names", "tensors", "retained",
         "exported", "has_dead", "flush_at", "owner", "_adj", "_reached", "__weakref__",
     )
@@ -81,6 +81,7 @@ class Tape:
         # again after a reset (every step of an eager training loop) skips the copy.
         self._mcode: list[int] = []
         self._mconsts: list[float] = []
+        self._maux: list[int] = []
         self.val = np.zeros(32)
         self.freed = np.zeros(0, np.uint8)  # per entry: swept by a backward without retain
         self.leaves: list[tuple[int, Any, int]] = []  # (entry, leaf, version) needing grad
@@ -256,7 +257,9 @@ class Tape:
         if na > nao:
             if na > len(self._aux):
                 self._aux = _grow(self._aux, na, nao)
-            self._aux[nao:na] = self.aux[nao:]
+            if nao or self._maux != self.aux:  # (a loop's step records the same integers)
+                self._aux[nao:na] = self.aux[nao:]
+                self._maux[nao:] = self.aux[nao:]
             self._na = na
         if self.top > len(self.val):
             self.val = _grow(self.val, self.top, len(self.val))
