@@ -792,9 +792,6 @@ def test_grad_is_accumulated_in_place():
     np.testing.assert_array_equal(g.numpy(), [5.0, 7.0])
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: an in-place op under no_grad on a non-leaf "
-                   "detaches it (requires_grad becomes False, its grad_fn is lost); PyTorch "
-                   "keeps it in the graph")
 def test_inplace_on_non_leaf_under_no_grad_keeps_graph():
     s = torch.tensor([1.0, 2.0], requires_grad=True)
     u = s * 2
@@ -806,14 +803,57 @@ def test_inplace_on_non_leaf_under_no_grad_keeps_graph():
     np.testing.assert_array_equal(s.grad.numpy(), [104.0, 108.0])
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: __setitem__ on a non-leaf tensor that requires "
-                   "grad is refused (PyTorch records it, CopySlices)")
 def test_setitem_on_non_leaf_requiring_grad():
     x = torch.tensor([1.0, 2.0, 3.0], requires_grad=True)
     y = x * 2
     y[0] = 0.0
     y.sum().backward()
     np.testing.assert_array_equal(x.grad.numpy(), [0.0, 2.0, 2.0])
+
+
+def test_inplace_mul_under_no_grad_is_invisible_to_autograd():
+    s = torch.tensor([1.0, 2.0], requires_grad=True)
+    u = s * 2
+    with torch.no_grad():
+        u.mul_(3.0)
+    assert u.grad_fn.name() == "MulBackward0"
+    np.testing.assert_array_equal(u.detach().numpy(), [6.0, 12.0])
+    (u * s).sum().backward()
+    # PyTorch: d/ds (u * s) = u + s * 2 (the mul_ under no_grad is not differentiated)
+    np.testing.assert_array_equal(s.grad.numpy(), [8.0, 16.0])
+
+
+def test_setitem_records_copy_slices_with_gradients_to_the_value():
+    x = torch.tensor([1.0, 2.0, 3.0], requires_grad=True)
+    v = torch.tensor([5.0, 6.0], requires_grad=True)
+    y = x * 2
+    y[1:] = v
+    assert y.grad_fn.name() == "CopySlices"
+    np.testing.assert_array_equal(y.detach().numpy(), [2.0, 5.0, 6.0])
+    (y * y).sum().backward()
+    np.testing.assert_array_equal(x.grad.numpy(), [8.0, 0.0, 0.0])
+    np.testing.assert_array_equal(v.grad.numpy(), [10.0, 12.0])
+
+
+def test_setitem_with_masks_index_arrays_and_broadcast_values():
+    x = torch.tensor([[1.0, -2.0], [-3.0, 4.0]], requires_grad=True)
+    y = x * 1.0
+    y[y < 0] = 0.0
+    y[[0], :] = torch.tensor(7.0, requires_grad=True)
+    np.testing.assert_array_equal(y.detach().numpy(), [[7.0, 7.0], [0.0, 4.0]])
+    y.sum().backward()
+    np.testing.assert_array_equal(x.grad.numpy(), [[0.0, 0.0], [0.0, 1.0]])
+
+
+def test_setitem_under_no_grad_on_a_non_leaf_keeps_the_graph():
+    x = torch.tensor([1.0, 2.0], requires_grad=True)
+    y = x * 3
+    with torch.no_grad():
+        y[0] = 10.0
+    assert y.requires_grad and y.grad_fn.name() == "MulBackward0"
+    (y * y).sum().backward()
+    # d/dx sum(y^2) = 2 y * 3 with the written value: [60, 36]
+    np.testing.assert_array_equal(x.grad.numpy(), [60.0, 36.0])
 
 
 def test_chained_inplace_updates_on_plain_tensors():

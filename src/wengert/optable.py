@@ -242,6 +242,13 @@ OPS: list[OpSpec] = [
         ("x[1]", lambda x: x[1], ((3,),), None),
         ("unpack", lambda x: (lambda a, b, c: a * b - c)(*x), ((3,),), None),
     )),
+    # An in-place op under no_grad on a tensor that is part of a graph (u.add_(1) with u a
+    # result): the value comes from input b (computed without grad), the gradient passes to
+    # input a (u before the op) unchanged, as PyTorch's autograd does not see the change.
+    # Always an internal entry: grad_fn looks through it to u's.
+    OpSpec("graft", 118, STRUCT, "CopySlices", cases=_cases(
+        ("add_ no_grad", lambda x: _graft_case(x), ((3,),), None),
+    )),
     OpSpec("gather", 114, STRUCT, "IndexBackward0", cases=_cases(
         ("int_array", lambda x: x[[0, 2, 2]], ((4,),), None),
         ("mask", lambda x: x[x > 0.0], ((6,),), None),
@@ -258,6 +265,13 @@ OPS: list[OpSpec] = [
         ("where_bcast", lambda a, b: _w().where(a > 0.0, a, b), ((2, 3), (3,)), None),
     )),
 ]
+
+
+def _graft_case(x):
+    u = x * 2.0
+    with _w().no_grad():
+        u.add_(1.5)  # d/dx (u x) = u + 2 x: the add does not change the derivative
+    return u * x
 
 
 def _w():

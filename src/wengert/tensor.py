@@ -221,9 +221,11 @@ class Tensor:
             return None
         if self._tape is None:
             return None if self._gfn is None else make_node(self._gfn, None, -1)
-        e = self._entry
-        name = entry_name(self._tape, e)
-        return make_node(name or "CloneBackward0", self._tape, e)
+        tape, e = self._tape, self._entry
+        while tape.code[_W * e] == _GRAFT:  # changed under no_grad: the node from before
+            e = tape.code[_W * e + 1]
+        name = entry_name(tape, e)
+        return make_node(name or "CloneBackward0", tape, e)
 
     @property
     def grad(self) -> Tensor | None:
@@ -834,20 +836,38 @@ class Tensor:
         return _index(self, key)
 
     def __setitem__(self, key: Any, value: Any) -> None:
-        """Write values in place (only on tensors that do not require grad)."""
-        if self._rg and (STATE.grad_enabled or not self.is_leaf):
-            raise RuntimeError(
-                "__setitem__: in-place assignment into a tensor that requires grad: a leaf "
-                "can be written under wengert.no_grad(); for a non-leaf build a new tensor "
-                "(e.g. with wengert.where or wengert.cat).")
-        if self._tape is not None:
-            self._materialize()
-        elif self._ptape is not None:
-            self._settle()
+        """Write values in place (numpy's indexing and broadcasting).
+
+        On a tensor that is part of a graph the write is recorded (PyTorch's
+        ``CopySlices``): the written positions get their gradient from ``value``, the
+        others from the tensor as it was. A leaf that requires grad is written only under
+        ``no_grad``.
+
+        >>> import wengert
+        >>> x = wengert.tensor([1.0, 2.0, 3.0], requires_grad=True)
+        >>> y = x * 2
+        >>> y[0] = 0.0
+        >>> y.sum().backward()
+        >>> x.grad
+        tensor([0., 2., 2.])
+        """
         if isinstance(key, Tensor):
             key = key._np()
         if isinstance(key, tuple):
             key = tuple(k._np() if isinstance(k, Tensor) else k for k in key)
+        if self._rg:
+            if self._tape is None and self._gfn is None:  # a leaf
+                if STATE.grad_enabled:
+                    raise RuntimeError(
+                        "__setitem__: a leaf Variable that requires grad is being used in an "
+                        "in-place operation. Wrap the update in `with wengert.no_grad():`.")
+            elif self._tape is not None:  # part of a graph: record the write
+                self._inplace(_copy_slices(self, key, value), "__setitem__")
+                return
+        if self._tape is not None:
+            self._materialize()
+        elif self._ptape is not None:
+            self._settle()
         v = value._np() if isinstance(value, Tensor) else value
         self._data[key] = v
         self._version += 1
@@ -871,6 +891,10 @@ class Tensor:
                 self._ptape, self._buf = result._tape, result._buf
                 result._tape.tensors.append(weakref.ref(self))
         else:  # rebind to the new entry: earlier users keep the old buffer (SSA)
+            if self._rg and not result._rg and self._tape is not None:
+                # Under no_grad, on a tensor of a graph: it keeps its place in the graph
+                # (the change is invisible to autograd, as in PyTorch).
+                result = _graft(self, result)
             if self._tape is not None and self._retain:
                 self._tape.retained.pop(self._buf, None)
             self._tape, self._buf, self._entry = result._tape, result._buf, result._entry
@@ -1042,6 +1066,7 @@ def _bufin(tape: Tape, t: Tensor) -> int:
 
 _wref = weakref.ref
 _W, _OFF = _tape_mod.W, _tape_mod.OFF
+_GRAFT = C.GRAFT
 _ADD_C, _SUB_C, _RSUB_C, _MUL_C, _DIV_C, _RDIV_C, _POW_C, _RPOW_C = (
     C.ADD_C, C.SUB_C, C.RSUB_C, C.MUL_C, C.DIV_C, C.RDIV_C, C.POW_C, C.RPOW_C)
 _ADD, _SUB, _MUL, _DIV, _SQUARE = C.ADD, C.SUB, C.MUL, C.DIV, C.SQUARE
@@ -1580,7 +1605,43 @@ def _index(x: Tensor, key: Any) -> Tensor:
     return t
 
 
-def _gather(x: Tensor, idx: np.ndarray, name: str) -> Tensor:
+def _graft(old: Tensor, new: Tensor) -> Tensor:
+    """A GRAFT entry: the values of ``new``, the gradient passed to ``old`` (see optable)."""
+    tape = _tape()
+    ia, ib = _bufin(tape, old), _bufin(tape, new)
+    ob = tape.entry(C.GRAFT, ia, ib, old._n, 1)
+    tape.names[ob] = None  # internal: grad_fn is old's
+    return _lazy(tape, ob, old._shape, old._n, old._dtype, True)
+
+
+def _copy_slices(x: Tensor, key: Any, value: Any) -> Tensor:
+    """``x`` with ``x[key] = value`` written, as entries: where(mask, value placed, x)."""
+    shape, n = x._shape, x._n
+    try:
+        pos = np.arange(n).reshape(shape)[key]
+    except IndexError as err:
+        raise IndexError(f"__setitem__: {err} (tensor of shape {list(shape)})") from None
+    region = np.shape(pos)
+    pos = np.asarray(pos).reshape(-1)
+    mask = np.zeros(n, np.bool_)
+    mask[pos] = True
+    if isinstance(value, Tensor) and value._rg:
+        v = value if value._dtype is float64 else value.to(float64)
+        if v._shape != region:
+            v = v.expand(region) if len(v._shape) <= len(region) else v.reshape(region)
+        inv = np.zeros(n, np.int64)
+        inv[pos] = np.arange(pos.size)
+        placed = _gather(v.reshape(-1), inv.reshape(shape), None)
+    else:
+        arr = np.zeros(shape)
+        arr[key] = value._np() if isinstance(value, Tensor) else value
+        placed = _leaf(arr)
+    out = where(_leaf(mask.reshape(shape)), placed, x)
+    out._tape.names[out._buf] = "CopySlices"
+    return out
+
+
+def _gather(x: Tensor, idx: np.ndarray, name: str | None) -> Tensor:
     flat = idx.reshape(-1)
     t = _record_unary(C.GATHER, x, aux=(flat.size, *flat.tolist()), shape=tuple(idx.shape),
                       name=name)
