@@ -94,8 +94,10 @@ def _tensors_of(tape: Any) -> dict[int, Any]:
         t = ref()
         if t is not None and t._tape is tape and t._buf >= 0:
             out.setdefault(t._buf, t)
+    for e, leaf, _ in tape.leaves:
+        out.setdefault(e, leaf)
     for e, imp in tape.imports.items():
-        if imp[0] in ("leaf", "dead"):
+        if imp[0] == "dead":
             out.setdefault(e, imp[1])
     for hit in tape.imp_cache.values():
         t = hit[0]  # (tensor or a weak reference to it, version, entry) of a tensor copied in
@@ -128,7 +130,7 @@ def _known_adjoints(tape: Any, entries: list[int]) -> dict[int, np.ndarray]:
     """Adjoints that backward stored: leaves' ``.grad`` and ``retain_grad`` tensors."""
     out: dict[int, np.ndarray] = {}
     for e in entries:
-        imp = tape.imports.get(e)
+        imp = tape.imported(e)
         t = None
         if imp is not None and imp[0] == "leaf":
             t = imp[1]
@@ -221,7 +223,7 @@ def tape_listing(tensor: Tensor, names: Mapping[str, Tensor] | None = None,
         op, i0, _i1, _x, _off, size, _rg = tape.code[W * e: W * e + W]
         spec = BY_CODE[op]
         c0, c1 = tape.consts[2 * e], tape.consts[2 * e + 1]
-        imp = tape.imports.get(e)
+        imp = tape.imported(e)
         tag = ""
         if spec.code == 0:
             lhs = "input" if i0 < 0 else f"input v{number[i0]}"  # i0: a pending in-place value

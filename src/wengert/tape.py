@@ -86,7 +86,7 @@ class Tape:
         self.freed = np.zeros(0, np.uint8)  # per entry: swept by a backward without retain
         self.leaves: list[tuple[int, Any, int]] = []  # (entry, leaf, version) needing grad
         self.links: list[tuple[int, Tape, int]] = []  # (entry, source tape, source entry)
-        # entry -> ("leaf", t) | ("link", tape, e) | ("dead", t)
+        # entry -> ("link", tape, e) | ("dead", t); leaves are in self.leaves (see imported)
         self.imports: dict[int, tuple] = {}
         self.imp_cache: dict[Any, tuple] = {}
         self.names: dict[int, str | None] = {}  # entry -> grad_fn name (None: internal)
@@ -197,9 +197,8 @@ class Tape:
             ref = t if rg or STATE.trace is self else weakref.ref(t)
             self.imp_cache[key] = (ref, t._version, e)
             if rg:
-                if t._gfn is None:
+                if t._gfn is None:  # (imported() finds it in leaves)
                     self.leaves.append((e, t, t._version))
-                    self.imports[e] = ("leaf", t)
                 else:  # a non-leaf whose graph was freed by an earlier backward
                     self.imports[e] = ("dead", t)
                     self.has_dead = True
@@ -219,6 +218,16 @@ class Tape:
             self.links.append((e, src, t._buf))
             self.imports[e] = ("link", src, t._buf)
         return e
+
+    def imported(self, e: int) -> tuple | None:
+        """What entry ``e`` imports: ("leaf", tensor), ("dead", tensor) (a non-leaf whose
+        graph an earlier backward freed), ("link", tape, entry), or None."""
+        imp = self.imports.get(e)
+        if imp is None:
+            for le, leaf, _ in self.leaves:
+                if le == e:
+                    return ("leaf", leaf)
+        return imp
 
     def _import_entry(self, size: int, rg: int) -> int:
         e = self.entry(0, -1, -1, size, rg)

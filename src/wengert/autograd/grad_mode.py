@@ -17,11 +17,10 @@ class _GradMode:
     def __new__(cls, orig_func: Callable | None = None) -> Any:
         # Bare ``@no_grad`` (no parentheses) decorates directly, as in PyTorch.
         if orig_func is None or cls is set_grad_enabled:
-            return object.__new__(cls)
+            self = object.__new__(cls)
+            self._prev = []  # here rather than in __init__: one Python call less per `with`
+            return self
         return cls()(orig_func)
-
-    def __init__(self, orig_func: Callable | None = None) -> None:
-        self._prev: list[bool] = []
 
     def __enter__(self) -> None:
         st = STATE
@@ -66,7 +65,6 @@ class set_grad_enabled(_GradMode):
     """``set_grad_enabled(False)`` as a call, a context manager or a decorator."""
 
     def __init__(self, mode: bool) -> None:
-        super().__init__(None)
         self._mode = bool(mode)
         self._prev.append(STATE.grad_enabled)
         STATE.grad_enabled = self._mode

@@ -88,7 +88,7 @@ def node_for_buffer(tape: Any, buf: int) -> Node | None:
     """The node that produced entry ``buf`` (None for non-differentiable inputs)."""
     if buf < 0 or not tape.code[W * buf + RG]:
         return None
-    imp = tape.imports.get(buf)
+    imp = tape.imported(buf)
     if imp is not None:
         if imp[0] == "leaf":
             acc = AccumulateGrad.__new__(AccumulateGrad)
