@@ -164,3 +164,54 @@ def test_a_tape_holds_leaves_without_grad_weakly():
     gc.collect()
     assert ref() is None
     assert s.item() == 5.0
+
+
+# ---------------------------------------------------------------------- retired tapes
+def _step(w):
+    loss = (w * w).sum() * 0.5
+    loss.backward()
+    with torch.no_grad():
+        w -= 0.1 * w.grad
+        w.grad.zero_()
+    return loss
+
+
+def test_a_loss_outlives_its_backward_with_the_values_and_errors_of_a_freed_graph():
+    """After backward() the loss stays on the retired tape (Tape.release) until the next
+    backward recycles that tape: before and after, it behaves the same."""
+    w = torch.tensor([1.0, 2.0], requires_grad=True)
+    first = _step(w)
+    for _ in range(3):  # on the retired tape, then materialized
+        assert first.item() == pytest.approx(2.5)
+        assert first.requires_grad and not first.is_leaf
+        assert first.grad_fn.name() == "MulBackward0"
+        assert first.grad_fn.next_functions == ()
+        with pytest.raises(RuntimeError, match="retain_graph=True"):
+            first.backward()
+        with pytest.raises(RuntimeError, match="retain_graph=True"):
+            (first * 2).backward()
+        _step(w)
+
+
+def test_losses_kept_across_steps_keep_their_values():
+    w = torch.tensor([1.0, 2.0], requires_grad=True)
+    history = [_step(w) for _ in range(6)]
+    expected = [0.5 * 5.0 * 0.81 ** k for k in range(6)]
+    np.testing.assert_allclose([h.item() for h in history], expected)
+    with torch.no_grad():
+        total = sum(history)
+    assert total.item() == pytest.approx(sum(expected))
+    _step(w)  # recycling tapes that exported values to others
+    np.testing.assert_allclose([h.item() for h in history], expected)
+
+
+def test_a_training_loop_alternates_two_tapes():
+    from wengert._state import STATE
+
+    w = torch.tensor([1.0, 2.0], requires_grad=True)
+    seen = set()
+    for _ in range(20):
+        _step(w)
+        seen.add(id(STATE.tape))
+        seen.add(id(STATE.spare))
+    assert len(seen) <= 3  # the pair, plus None before the first recycle

@@ -9,6 +9,7 @@ class _State(threading.local):
     def __init__(self) -> None:
         self.grad_enabled = True
         self.tape = None
+        self.spare = None  # the tape retired by the last backward (see Tape.release)
         self.trace = None  # the tape being traced by wengert.trace / value_and_grad
         self.guards = None  # (entry, observed value) read by Python while tracing
 

@@ -189,11 +189,11 @@ def tape_listing(tensor: Tensor, names: Mapping[str, Tensor] | None = None,
         raise TypeError(f"tape_listing: expected a wengert Tensor, got {type(tensor).__name__}")
     label_of: dict[int, str] = {id(t): k for k, t in (names or {}).items()}
     tape = tensor._tape
+    if tensor._rg and tensor._swept():
+        raise RuntimeError(
+            "tape_listing: the graph of this tensor was freed by backward(); call "
+            "backward(retain_graph=True) to list it afterwards, or list it before")
     if tape is None:
-        if tensor._gfn is not None:
-            raise RuntimeError(
-                "tape_listing: the graph of this tensor was freed by backward(); call "
-                "backward(retain_graph=True) to list it afterwards, or list it before")
         v = tensor._values()
         val = _fmt_num(float(v.reshape(-1)[0])) if tensor._n == 1 else _fmt_shape(tensor._shape)
         tag = label_of.get(id(tensor), "leaf" if tensor._rg else "const")

@@ -295,10 +295,29 @@ class Tape:
     def release(self) -> None:
         """Let go of the graph that a backward without retain_graph swept (marked freed).
 
-        Live tensors that no longer need the tape get their values copied out; when none
-        is left, the thread's current tape is emptied and reused, otherwise a new one
-        is started and this one lives as long as its tensors.
+        The thread's current tape is retired rather than emptied: tensors still alive
+        (the loss a loop just printed) keep reading their values from it, and recording
+        goes on on the tape retired the time before (``STATE.spare``), emptied first. In a
+        training loop two tapes alternate, and a value is copied out (``_materialize``)
+        only when its tensor outlives the next backward too. A tape that something still
+        needs (a graph not yet swept, an export) is left to live as long as that.
         """
+        st = STATE
+        if st.tape is self:
+            spare = st.spare
+            st.spare = self
+            if spare is not None and spare is not self and spare._let_go():
+                spare.reset()
+                st.tape = spare
+            else:
+                st.tape = None  # the next op starts a tape
+        elif self._let_go() and st.tape is None and self.owner == threading.get_ident():
+            self.reset()  # a sealed tape that nothing needs any more: record on it again
+            st.tape = self
+
+    def _let_go(self) -> bool:
+        """Copy the values of live tensors that no longer need this tape out of it (and
+        settle leaves updated in place on it); True when nothing else needs it."""
         keep = []
         freed = self.freed
         for ref in self.tensors:
@@ -313,15 +332,7 @@ class Tape:
             elif t._ptape is self:
                 t._settle()
         self.tensors = keep
-        reusable = not keep and not self.exported
-        if STATE.tape is self:
-            if reusable:
-                self.reset()
-            else:
-                STATE.tape = None
-        elif reusable and STATE.tape is None and self.owner == threading.get_ident():
-            self.reset()  # a sealed tape that nothing needs any more: record on it again
-            STATE.tape = self
+        return not keep and not self.exported
 
 
 # ---------------------------------------------------------------------- the engine

@@ -224,8 +224,18 @@ class Tensor:
         tape, e = self._tape, self._entry
         while tape.code[_W * e] == _GRAFT:  # changed under no_grad: the node from before
             e = tape.code[_W * e + 1]
-        name = entry_name(tape, e)
-        return make_node(name or "CloneBackward0", tape, e)
+        name = entry_name(tape, e) or "CloneBackward0"
+        if self._swept():  # as if its value had been copied out (see Tape.release)
+            return make_node(name, None, -1)
+        return make_node(name, tape, e)
+
+    def _swept(self) -> bool:
+        """Whether a backward without retain_graph freed the graph that made this tensor."""
+        tape = self._tape
+        if tape is None:
+            return self._gfn is not None
+        e = self._entry
+        return 0 <= e < tape._nc and tape.freed[e] != 0
 
     @property
     def grad(self) -> Tensor | None:
