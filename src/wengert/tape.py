@@ -464,23 +464,23 @@ def backward_scalar(t: Any, retain_graph: bool) -> None:
     if err >= 0:
         raise RuntimeError(SECOND_BACKWARD)
     code = tape.code
-    grads = []
-    for e, leaf, ver in tape.leaves:
-        if e <= root and reached[e]:
-            if leaf._version != ver:
-                if not retain_graph:
-                    tape.freed[: root + 1][reached[: root + 1] != 0] = 0
-                raise _modified(leaf, ver)
-            o = code[W * e + OFF]
-            grads.append((leaf, adj[o: o + code[W * e + SIZE]]))
+    leaves = tape.leaves
+    for e, leaf, ver in leaves:  # every check before anything is committed
+        if leaf._version != ver and e <= root and reached[e]:
+            if not retain_graph:
+                tape.freed[: root + 1][reached[: root + 1] != 0] = 0
+            raise _modified(leaf, ver)
     if tape.retained:
         for e, ref in list(tape.retained.items()):
             r = ref()
             if r is not None and e <= root and reached[e]:
                 o = code[W * e + OFF]
                 r._accumulate(adj[o: o + code[W * e + SIZE]])
-    for leaf, g in grads:
-        leaf._accumulate(g)
+    for e, leaf, _ in leaves:
+        if e <= root and reached[e]:
+            k = W * e + OFF
+            o = code[k]
+            leaf._accumulate(adj[o: o + code[k + 1]])  # (SIZE follows OFF)
     if not retain_graph:
         tape.release()
 

@@ -143,12 +143,16 @@ class Tensor:
         if gr is None:
             self._grad = _leaf(g.reshape(self._shape).copy())
         else:
-            g = g.reshape(self._shape)
             if gr._tape is not None:  # a grad that was itself made lazy by an op
                 gr._materialize()
             elif gr._ptape is not None:
                 gr._settle()
-            gr._data += g
+            d = gr._data
+            if d.dtype is float64 and d.flags.c_contiguous and g.flags.c_contiguous:
+                v = d.ravel()  # one numba call: cheaper than numpy's += on small arrays
+                _binary(_ADD, v, g, v)
+            else:
+                d += g.reshape(self._shape)
             gr._version += 1
 
     # ------------------------------------------------------------------ inspection
