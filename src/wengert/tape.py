@@ -61,7 +61,8 @@ class Tape:
         "id", "gen", "code", "consts", "aux", "top", "n", "n_eval",
         "_code", "_consts", "_aux", "_nc", "_na", "_mcode", "_mconsts", "_maux", "val", "freed",
         "leaves", "links", "imports", "imp_cache", "names", "tensors", "retained",
-        "exported", "has_dead", "flush_at", "owner", "_adj", "_reached", "__weakref__",
+        "exported", "has_dead", "flush_at", "owner", "_adj", "_reached", "pending",
+        "__weakref__",
     )
 
     def __init__(self) -> None:
@@ -91,6 +92,7 @@ class Tape:
         self.imp_cache: dict[Any, tuple] = {}
         self.names: dict[int, str | None] = {}  # entry -> grad_fn name (None: internal)
         self.tensors: list[weakref.ref] = []  # tensors recorded here, to release them
+        self.pending: list[weakref.ref] = []  # leaves whose in-place update is pending here
         self.retained: dict[int, weakref.ref] = {}  # entry -> tensor with retain_grad()
         self.exported = False  # another tape imported from this one
         self.has_dead = False  # holds an import whose graph an earlier backward freed
@@ -116,6 +118,7 @@ class Tape:
         self.imports.clear()
         self.imp_cache.clear()
         self.tensors.clear()
+        self.pending.clear()
         # Usually empty (every step of a training loop resets the tape).
         if self.links:
             self.links.clear()
@@ -304,6 +307,12 @@ class Tape:
         """
         st = STATE
         if st.tape is self:
+            if self.pending:  # leaves updated in place: their values go home now, so that
+                for ref in self.pending:  # the next update of a loop finds them concrete
+                    t = ref()
+                    if t is not None and t._ptape is self:
+                        t._settle()
+                self.pending.clear()
             spare = st.spare
             st.spare = self
             if spare is not None and spare is not self and spare._let_go():

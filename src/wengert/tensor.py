@@ -903,7 +903,9 @@ class Tensor:
                 self._ptape = None
             else:
                 self._ptape, self._buf = result._tape, result._buf
-                result._tape.tensors.append(weakref.ref(self))
+                ref = weakref.ref(self)
+                result._tape.tensors.append(ref)
+                result._tape.pending.append(ref)
         else:  # rebind to the new entry: earlier users keep the old buffer (SSA)
             if self._rg and not result._rg and self._tape is not None:
                 # Under no_grad, on a tensor of a graph: it keeps its place in the graph
