@@ -215,3 +215,20 @@ def test_a_training_loop_alternates_two_tapes():
         seen.add(id(STATE.tape))
         seen.add(id(STATE.spare))
     assert len(seen) <= 3  # the pair, plus None before the first recycle
+
+
+def test_large_tapes_are_emptied_at_backward(monkeypatch):
+    """Above RETIRE_ELEMENTS a tape is not retired: live values are copied out at once."""
+    from wengert._state import STATE
+
+    monkeypatch.setattr(sys.modules["wengert.tape"], "RETIRE_ELEMENTS", 0)
+    w = torch.tensor([1.0, 2.0], requires_grad=True)
+    first = _step(w)
+    assert first._tape is None  # copied out by this backward
+    tape = STATE.tape
+    for _ in range(3):
+        _step(w)
+        assert STATE.tape is tape  # one tape, reused
+    assert first.item() == pytest.approx(2.5)
+    with pytest.raises(RuntimeError, match="retain_graph=True"):
+        first.backward()

@@ -29,6 +29,9 @@ _ids = itertools.count(1)
 # for ever; the old tape lives as long as tensors (or a graph) need it.
 SEAL_ENTRIES = 1 << 16
 SEAL_ELEMENTS = 1 << 21
+# backward() retires a tape of at most this many arena elements (see release); a larger
+# one is emptied at once, so that a big network does not hold two arenas of activations.
+RETIRE_ELEMENTS = 1 << 20
 
 SECOND_BACKWARD = (
     "Trying to backward through the graph a second time (or directly access saved tensors "
@@ -303,7 +306,8 @@ class Tape:
         goes on on the tape retired the time before (``STATE.spare``), emptied first. In a
         training loop two tapes alternate, and a value is copied out (``_materialize``)
         only when its tensor outlives the next backward too. A tape that something still
-        needs (a graph not yet swept, an export) is left to live as long as that.
+        needs (a graph not yet swept, an export) is left to live as long as that. A tape
+        larger than ``RETIRE_ELEMENTS`` is emptied at once instead (one arena, not two).
         """
         st = STATE
         if st.tape is self:
@@ -313,6 +317,12 @@ class Tape:
                     if t is not None and t._ptape is self:
                         t._settle()
                 self.pending.clear()
+            if self.top > RETIRE_ELEMENTS:
+                if self._let_go():
+                    self.reset()
+                else:
+                    st.tape = None
+                return
             spare = st.spare
             st.spare = self
             if spare is not None and spare is not self and spare._let_go():
