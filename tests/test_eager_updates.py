@@ -232,3 +232,14 @@ def test_large_tapes_are_emptied_at_backward(monkeypatch):
     assert first.item() == pytest.approx(2.5)
     with pytest.raises(RuntimeError, match="retain_graph=True"):
         first.backward()
+
+
+def test_a_step_with_large_activations_stays_on_one_tape():
+    n = (1 << 21) + 1  # above SEAL_ELEMENTS
+    w = torch.ones(n, requires_grad=True)
+    h = (w * 2.0).relu()
+    h.sum().item()  # evaluated: a larger tape would be sealed here
+    out = (h * 3.0 + 1.0).sum()
+    assert out._tape is h._tape and not h._tape.links
+    out.backward()
+    assert w.grad.numpy()[:3].tolist() == [6.0, 6.0, 6.0]

@@ -24,9 +24,11 @@ W = 7  # ints per row
 OFF, SIZE, RG = 4, 5, 6
 _ids = itertools.count(1)
 
-# An evaluated tape with more entries (or arena elements) than this stops being the
-# current tape, so that a long loop that never calls backward() does not grow one tape
-# for ever; the old tape lives as long as tensors (or a graph) need it.
+# An evaluated tape with more entries (or arena elements, when these are also more than
+# eight times its largest entry) than this stops being the current tape, so that a long
+# loop that never calls backward() does not grow one tape for ever; the old tape lives as
+# long as tensors (or a graph) need it. A network step with activations of millions of
+# values thus stays on one tape (sealing it between layers would copy every activation).
 SEAL_ENTRIES = 1 << 16
 SEAL_ELEMENTS = 1 << 21
 # backward() retires a tape of at most this many arena elements (see release); a larger
@@ -286,9 +288,15 @@ class Tape:
             _vm.forward(self._code, self._consts, self._aux, self.val, self.freed, self.n_eval,
                         self.n)
             self.n_eval = self.n
-            if ((self.n > SEAL_ENTRIES or self.top > SEAL_ELEMENTS) and STATE.tape is self
-                    and STATE.trace is not self):
+            if ((self.n > SEAL_ENTRIES or (self.top > SEAL_ELEMENTS and self._too_big()))
+                    and STATE.tape is self and STATE.trace is not self):
                 STATE.tape = None  # later ops start a new tape; this one lives while used
+
+    def _too_big(self) -> bool:
+        """Whether the arena outgrew SEAL_ELEMENTS and 8 times its largest entry: a step
+        of a network with large activations stays on one tape, a loop of them does not."""
+        big = max(self.code[SIZE: W * self.n: W], default=0)
+        return self.top > 8 * big
 
     def value(self, e: int) -> np.ndarray:
         """The values of entry ``e`` (a view into the arena: copy before keeping it)."""
