@@ -243,3 +243,15 @@ def test_a_step_with_large_activations_stays_on_one_tape():
     assert out._tape is h._tape and not h._tape.links
     out.backward()
     assert w.grad.numpy()[:3].tolist() == [6.0, 6.0, 6.0]
+
+
+def test_in_place_with_grad_enabled_records_when_an_operand_requires_grad():
+    w = torch.tensor([1.0, 2.0], requires_grad=True)
+    x = torch.tensor([10.0, 20.0])
+    x += w  # x joins the graph, as in PyTorch
+    assert x.requires_grad and x.grad_fn is not None
+    (x * x).sum().backward()
+    np.testing.assert_array_equal(w.grad.numpy(), [22.0, 44.0])
+    plain = torch.tensor([1.0, 2.0])
+    plain *= torch.tensor([3.0, 4.0])  # nothing requires grad: done at once
+    assert plain._tape is None and plain.tolist() == [3.0, 8.0]

@@ -986,22 +986,22 @@ class Tensor:
         return self._inplace(copied, "copy_")
 
     def __iadd__(self, o: Any) -> Tensor:
-        if not STATE.grad_enabled and _update(self, o, _ADD, _ADD_C):  # w -= lr * w.grad
+        if _update(self, o, _ADD, _ADD_C):  # w -= lr * w.grad under no_grad
             return self
         return self.add_(o)
 
     def __isub__(self, o: Any) -> Tensor:
-        if not STATE.grad_enabled and _update(self, o, _SUB, _SUB_C):  # w -= lr * w.grad
+        if _update(self, o, _SUB, _SUB_C):  # w -= lr * w.grad under no_grad
             return self
         return self.sub_(o)
 
     def __imul__(self, o: Any) -> Tensor:
-        if not STATE.grad_enabled and _update(self, o, _MUL, _MUL_C):  # w -= lr * w.grad
+        if _update(self, o, _MUL, _MUL_C):  # w -= lr * w.grad under no_grad
             return self
         return self.mul_(o)
 
     def __itruediv__(self, o: Any) -> Tensor:
-        if not STATE.grad_enabled and _update(self, o, _DIV, _DIV_C):  # w -= lr * w.grad
+        if _update(self, o, _DIV, _DIV_C):  # w -= lr * w.grad under no_grad
             return self
         return self.div_(o)
 
@@ -1102,11 +1102,12 @@ def _concrete(x: Tensor) -> bool:
 
 
 def _update(x: Tensor, o: Any, op: int, op_c: int) -> bool:
-    """``x op= o`` under no_grad, written into x's storage at once when x and o are
-    concrete floats; False when the general (recorded) path must run instead."""
+    """``x op= o`` written into x's storage at once when x and o are concrete floats and
+    there is no graph to record (no_grad, or neither requires grad: ``w.data -= ...``);
+    False when the general (recorded) path must run instead."""
     st = STATE
-    if (st.grad_enabled or st.trace is not None or x._dtype is not float64
-            or x._tape is not None or x._ptape is not None or x._n > EAGER_MAX):
+    if (st.trace is not None or x._dtype is not float64 or x._tape is not None
+            or x._ptape is not None or x._n > EAGER_MAX or (st.grad_enabled and x._rg)):
         return False
     d = x._data
     if not d.flags.c_contiguous:
@@ -1116,6 +1117,7 @@ def _update(x: Tensor, o: Any, op: int, op_c: int) -> bool:
     if to is float or to is int:
         _unary(op_c, v, float(o), v)
     elif (to is Tensor and o._dtype is float64 and _concrete(o)
+          and not (st.grad_enabled and o._rg)
           and (o._shape == x._shape or (o._n == 1 and len(o._shape) <= len(x._shape)))):
         _binary(op, v, o._data.ravel(), v)
     else:
