@@ -929,30 +929,30 @@ class Tensor:
 
     def add_(self, other: Any, alpha: float = 1.0) -> Tensor:
         """In-place ``self += alpha * other``."""
-        self._check_leaf_inplace("add_")
-        if alpha == 1.0 and _update(self, other, _ADD, _ADD_C):
+        if alpha == 1.0 and _update(self, other, _ADD, _ADD_C):  # (no graph: see _update)
             return self
+        self._check_leaf_inplace("add_")
         return self._inplace(self + (other * alpha if alpha != 1.0 else other), "add_")
 
     def sub_(self, other: Any, alpha: float = 1.0) -> Tensor:
         """In-place ``self -= alpha * other``."""
-        self._check_leaf_inplace("sub_")
-        if alpha == 1.0 and _update(self, other, _SUB, _SUB_C):
+        if alpha == 1.0 and _update(self, other, _SUB, _SUB_C):  # (no graph: see _update)
             return self
+        self._check_leaf_inplace("sub_")
         return self._inplace(self - (other * alpha if alpha != 1.0 else other), "sub_")
 
     def mul_(self, other: Any) -> Tensor:
         """In-place ``self *= other``."""
-        self._check_leaf_inplace("mul_")
         if _update(self, other, _MUL, _MUL_C):
             return self
+        self._check_leaf_inplace("mul_")
         return self._inplace(self * other, "mul_")
 
     def div_(self, other: Any) -> Tensor:
         """In-place ``self /= other``."""
-        self._check_leaf_inplace("div_")
         if _update(self, other, _DIV, _DIV_C):
             return self
+        self._check_leaf_inplace("div_")
         return self._inplace(self / other, "div_")
 
     def clamp_(self, min: float | None = None, max: float | None = None) -> Tensor:
@@ -985,25 +985,11 @@ class Tensor:
                                name="CopyBackwards")
         return self._inplace(copied, "copy_")
 
-    def __iadd__(self, o: Any) -> Tensor:
-        if _update(self, o, _ADD, _ADD_C):  # w -= lr * w.grad under no_grad
-            return self
-        return self.add_(o)
-
-    def __isub__(self, o: Any) -> Tensor:
-        if _update(self, o, _SUB, _SUB_C):  # w -= lr * w.grad under no_grad
-            return self
-        return self.sub_(o)
-
-    def __imul__(self, o: Any) -> Tensor:
-        if _update(self, o, _MUL, _MUL_C):  # w -= lr * w.grad under no_grad
-            return self
-        return self.mul_(o)
-
-    def __itruediv__(self, o: Any) -> Tensor:
-        if _update(self, o, _DIV, _DIV_C):  # w -= lr * w.grad under no_grad
-            return self
-        return self.div_(o)
+    # ``w -= lr * w.grad`` is one call: the in-place method itself.
+    __iadd__ = add_
+    __isub__ = sub_
+    __imul__ = mul_
+    __itruediv__ = div_
 
 
 class Size(tuple):
