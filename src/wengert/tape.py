@@ -198,7 +198,7 @@ class Tape:
                 self.n = e + 1
                 if top > len(self.val):
                     self.val = _grow(self.val, top, o)
-                self.val[o: top] = t._data.reshape(-1)
+                self.val[o: top] = t._data.ravel()
             # A leaf that needs no gradient is held weakly (its values are copied), so that a
             # long no_grad loop feeding new tensors to this tape does not keep them all alive;
             # a trace keeps its captured constants.

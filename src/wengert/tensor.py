@@ -1279,15 +1279,21 @@ def _record_binary(op: int, a: Tensor, b: Tensor, opname: str, dtype: np.dtype,
     ib = b._buf if b._tape is tape else tape.import_tensor(b)
     if rg is None:
         rg = (a._rg or b._rg) and STATE.grad_enabled and dtype == float64
+    if tape.top > tape.flush_at:  # as in Tape.entry (written out: a hot path)
+        tape.flush()
     ax = -1
     if rows is not None:
         ax = len(tape.aux)
         tape.aux += rows
-    ob = tape.entry(op, ia, ib, n, 1 if rg else 0, aux=ax)
+    ob = tape.n
+    tape.code += (op, ia, ib, ax, tape.top, n, 1 if rg else 0)
+    tape.consts += (0.0, 0.0)
+    tape.top += n
+    tape.n = ob + 1
     if name:
-        tape.names[tape.n - 1] = name
+        tape.names[ob] = name
     elif name is None:
-        tape.names[tape.n - 1] = None
+        tape.names[ob] = None
     return _lazy(tape, ob, shape, n, dtype, rg)
 
 
@@ -1490,11 +1496,16 @@ def _matmul(a: Any, b: Any, tb: bool = False) -> Tensor:
     ia = a._buf if a._tape is tape else tape.import_tensor(a)
     ib = b._buf if b._tape is tape else tape.import_tensor(b)
     rg = (a._rg or b._rg) and st.grad_enabled and dtype == float64
-    ax = len(tape.aux)
+    if tape.top > tape.flush_at:  # as in Tape.entry (written out: a hot path)
+        tape.flush()
+    ob, size = tape.n, m * n
+    tape.code += (_MATMUL, ia, ib, len(tape.aux), tape.top, size, 1 if rg else 0)
+    tape.consts += (0.0, 0.0)
     tape.aux += (m, k, n, 1 if tb else 0)
-    ob = tape.entry(_MATMUL, ia, ib, m * n, 1 if rg else 0, aux=ax)
+    tape.top += size
+    tape.n = ob + 1
     tape.names[ob] = _MATMUL_NAMES[nd]
-    return _lazy(tape, ob, shape, m * n, dtype, rg)
+    return _lazy(tape, ob, shape, size, dtype, rg)
 
 
 _MATMUL = C.MATMUL
