@@ -121,3 +121,11 @@ def test_nn_main(nnb, monkeypatch, capsys):
     nnb.main([])
     out = capsys.readouterr().out
     assert "seed, tiny" in out and "large, tiny" in out
+
+
+# ---------------------------------------------------------------- phases.py
+def test_phase_tables_time_every_phase():
+    phases = _load("phases")
+    for fn in (phases.rosenbrock_phases, phases.network_phases):
+        names, totals = fn(steps=3, warm=2)
+        assert len(names) == len(totals) and (totals > 0).all()
