@@ -24,8 +24,8 @@ A, B, LR = 1.0, 5.0, 0.01
 def _table(title: str, names: list[str], totals: np.ndarray, steps: int) -> str:
     per = totals / steps * 1e6
     lines = [title]
-    lines += [f"  {name:<34s} {v:8.2f} us" for name, v in zip(names, per)]
-    lines.append(f"  {'step':<34s} {per.sum():8.2f} us")
+    lines += [f"  {name:<44s} {v:8.2f} us" for name, v in zip(names, per)]
+    lines.append(f"  {'step':<44s} {per.sum():8.2f} us")
     return "\n".join(lines)
 
 
