@@ -2970,6 +2970,53 @@ BLAS_K = 8  # backward: a shorter inner dimension goes to the loops (vectorised 
 
 
 @_jit
+def _mm_rows(A, B, C, m, k, n):
+    """C = A @ B by rows of C, vectorised over n. The first k % 4 (or 4) rows of B go in
+    the pass that writes C, then four per pass: C is read and written ceil(k / 4) times,
+    not k + 1 (a 100x3 @ 3x32 product: 1.2 -> 0.7 us). No row views: each costs a
+    reference count in the loop."""
+    r = k if k < 4 else (k % 4 if k % 4 else 4)
+    for i in range(m):
+        if r == 1:
+            a0 = A[i, 0]
+            for j in range(n):
+                C[i, j] = a0 * B[0, j]
+        elif r == 2:
+            a0, a1 = A[i, 0], A[i, 1]
+            for j in range(n):
+                C[i, j] = a0 * B[0, j] + a1 * B[1, j]
+        elif r == 3:
+            a0, a1, a2 = A[i, 0], A[i, 1], A[i, 2]
+            for j in range(n):
+                C[i, j] = (a0 * B[0, j] + a1 * B[1, j]) + a2 * B[2, j]
+        else:
+            a0, a1, a2, a3 = A[i, 0], A[i, 1], A[i, 2], A[i, 3]
+            for j in range(n):
+                C[i, j] = (a0 * B[0, j] + a1 * B[1, j]) + (a2 * B[2, j] + a3 * B[3, j])
+        for p in range(r, k, 4):
+            a0, a1, a2, a3 = A[i, p], A[i, p + 1], A[i, p + 2], A[i, p + 3]
+            for j in range(n):
+                C[i, j] += (a0 * B[p, j] + a1 * B[p + 1, j]) + (a2 * B[p + 2, j] + a3 * B[p + 3, j])
+
+
+@_jit
+def _mm_at_g(A, G, GB, m, k, n):
+    """GB += A^T G (A: m x k, G: m x n), vectorised over n, four rows of G per pass over
+    GB (a 3x100 @ 100x32 product: 1.8 -> 1.0 us)."""
+    m4 = m - m % 4
+    for i in range(0, m4, 4):
+        for p in range(k):
+            a0, a1, a2, a3 = A[i, p], A[i + 1, p], A[i + 2, p], A[i + 3, p]
+            for j in range(n):
+                GB[p, j] += (a0 * G[i, j] + a1 * G[i + 1, j]) + (a2 * G[i + 2, j] + a3 * G[i + 3, j])
+    for i in range(m4, m):
+        for p in range(k):
+            aip = A[i, p]
+            for j in range(n):
+                GB[p, j] += aip * G[i, j]
+
+
+@_jit
 def _matmul_fwd(val, a, b, o, m, k, n, tb):
     A = val[a: a + m * k].reshape((m, k))
     C = val[o: o + m * n].reshape((m, n))
@@ -3001,15 +3048,7 @@ def _matmul_fwd(val, a, b, o, m, k, n, tb):
         if m * k * n >= BLAS_MIN and k > 1:
             np.dot(A, B, C)
             return
-    for i in range(m):  # rows of C as sums of rows of B (vectorised over n)
-        Ci = C[i]
-        for j in range(n):
-            Ci[j] = 0.0
-        for p in range(k):
-            aip = A[i, p]
-            Bp = B[p]
-            for j in range(n):
-                Ci[j] += aip * Bp[j]
+    _mm_rows(A, B, C, m, k, n)
 
 
 @_jit
@@ -3053,11 +3092,7 @@ def _matmul_bwd(val, adj, a, ra, b, rb, o, m, k, n, tb):
                         GA[i, p] += gij * Bt[j, p]
         if rb:  # A^T G by rows (vectorised over n), added transposed
             T = np.zeros((k, n))
-            for i in range(m):
-                for p in range(k):
-                    aip = A[i, p]
-                    for j in range(n):
-                        T[p, j] += aip * G[i, j]
+            _mm_at_g(A, G, T, m, k, n)
             GBt += T.T
         return
     B = val[b: b + k * n].reshape((k, n))
@@ -3068,17 +3103,15 @@ def _matmul_bwd(val, adj, a, ra, b, rb, o, m, k, n, tb):
         if rb:  # dB += A^T G
             GB += np.dot(A.T, G)
         return
-    for i in range(m):
-        for p in range(k):
-            aip = A[i, p]
-            if ra:
+    if ra:
+        for i in range(m):
+            for p in range(k):
                 acc = 0.0
                 for j in range(n):
                     acc += G[i, j] * B[p, j]
                 GA[i, p] += acc
-            if rb:
-                for j in range(n):
-                    GB[p, j] += aip * G[i, j]
+    if rb:
+        _mm_at_g(A, G, GB, m, k, n)
 
 
 # ---------------------------------------------------------------- shape and index
