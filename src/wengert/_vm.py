@@ -2966,7 +2966,7 @@ def _reduce_bwd(op, val, adj, a, o, outer, n, inner):
 # (n == 1) go to BLAS from GEMV_MIN: the loops' dot products are not vectorised.
 BLAS_MIN = 4096
 GEMV_MIN = 256
-BLAS_K = 8  # backward: a shorter inner dimension goes to the loops (vectorised over n)
+BLAS_K = 8  # a shorter inner dimension goes to the loops (vectorised over n) at any size
 
 
 @_jit
@@ -3039,13 +3039,13 @@ def _matmul_fwd(val, a, b, o, m, k, n, tb):
         return
     if tb:
         Bt = val[b: b + k * n].reshape((n, k))
-        if m * k * n >= BLAS_MIN and k > 1:
+        if m * k * n >= BLAS_MIN and k >= BLAS_K:
             np.dot(A, Bt.T, C)
             return
         B = np.ascontiguousarray(Bt.T)  # small: the loops below want rows of B
     else:
         B = val[b: b + k * n].reshape((k, n))
-        if m * k * n >= BLAS_MIN and k > 1:
+        if m * k * n >= BLAS_MIN and k >= BLAS_K:
             np.dot(A, B, C)
             return
     _mm_rows(A, B, C, m, k, n)
