@@ -255,3 +255,14 @@ def test_in_place_with_grad_enabled_records_when_an_operand_requires_grad():
     plain = torch.tensor([1.0, 2.0])
     plain *= torch.tensor([3.0, 4.0])  # nothing requires grad: done at once
     assert plain._tape is None and plain.tolist() == [3.0, 8.0]
+
+
+def test_gradients_given_to_backward_accumulate_in_their_shape():
+    x = torch.tensor(np.ones((2, 3)), requires_grad=True)
+    x.backward(torch.ones(2, 3))
+    x.backward(torch.ones(2, 3) * 2)
+    np.testing.assert_array_equal(x.grad.numpy(), np.full((2, 3), 3.0))
+    y = torch.tensor(np.ones((2, 3)), requires_grad=True)
+    (y * 2).backward(torch.ones(2, 3))
+    (y * 3).backward(torch.ones(2, 3))
+    np.testing.assert_array_equal(y.grad.numpy(), np.full((2, 3), 5.0))

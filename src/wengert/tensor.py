@@ -148,9 +148,10 @@ class Tensor:
             elif gr._ptape is not None:
                 gr._settle()
             d = gr._data
-            if d.dtype is float64 and d.flags.c_contiguous and g.flags.c_contiguous:
+            if (d.dtype is float64 and g.size == d.size and d.flags.c_contiguous
+                    and g.flags.c_contiguous):
                 v = d.ravel()  # one numba call: cheaper than numpy's += on small arrays
-                _binary(_ADD, v, g, v)
+                _binary(_ADD, v, g.ravel(), v)
             else:
                 d += g.reshape(self._shape)
             gr._version += 1
