@@ -5,7 +5,7 @@ One call runs a whole evaluation, or a whole optimisation loop, without Python.
 # ruff: noqa: E501
 # Stamped by tools/gen_vm.py: this line changes when _vm.py does, so numba's cache of this
 # file is never older than the interpreter it calls.
-# _vm.py sha256: d1a38df681eb7174
+# _vm.py sha256: caf82cb9668db7c1
 
 import math
 

@@ -3490,6 +3490,21 @@ def binary(op, x, y, out):
         out[i] = _scalar_fwd(op, x[i * sx], y[i * sy], 0.0, 0.0)
 
 
+@_jit_short
+def add_blocks(adj, idx, blk, copy):
+    """blk[b: b + n] += adj[a: a + n] (or = with copy) for each (a, b, n) in idx: the
+    gradients of a backward's leaves, in one call (see _gradblock.py)."""
+    for r in range(0, idx.size, 3):
+        a = idx[r]
+        b = idx[r + 1]
+        if copy:
+            for i in range(idx[r + 2]):
+                blk[b + i] = adj[a + i]
+        else:
+            for i in range(idx[r + 2]):
+                blk[b + i] += adj[a + i]
+
+
 # ---------------------------------------------------------------- lowered replay
 # A traced tape is replayed many times, so ``lower`` resolves it once into two streams of
 # rows: the arena offsets of the inputs and output already looked up, and only the entries

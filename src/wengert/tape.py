@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from . import _vm
+from . import _gradblock, _vm
 from ._state import STATE
 
 W = 7  # ints per row
@@ -66,7 +66,7 @@ class Tape:
         "id", "gen", "code", "consts", "aux", "top", "n", "n_eval",
         "_code", "_consts", "_aux", "_nc", "_na", "_mcode", "_mconsts", "_maux", "val", "freed",
         "leaves", "links", "imports", "imp_cache", "names", "tensors", "retained",
-        "exported", "has_dead", "flush_at", "owner", "_adj", "_reached", "pending",
+        "exported", "has_dead", "flush_at", "owner", "_adj", "_reached", "pending", "_plan",
         "__weakref__",
     )
 
@@ -108,6 +108,7 @@ class Tape:
         # Scratch of backward_scalar, kept between steps (gradients are copied out of it).
         self._adj = np.zeros(32)
         self._reached = np.zeros(32, np.uint8)
+        self._plan = None  # where backward_scalar adds the leaves' gradients (_gradblock)
 
     def __len__(self) -> int:
         return self.n
@@ -503,11 +504,8 @@ def backward_scalar(t: Any, retain_graph: bool) -> None:
             if r is not None and e <= root and reached[e]:
                 o = code[W * e + OFF]
                 r._accumulate(adj[o: o + code[W * e + SIZE]])
-    for e, leaf, _ in leaves:
-        if e <= root and reached[e]:
-            k = W * e + OFF
-            o = code[k]
-            leaf._accumulate(adj[o: o + code[k + 1]])  # (SIZE follows OFF)
+    if leaves:
+        _gradblock.accumulate(tape, code, adj, reached, root)
     if not retain_graph:
         tape.release()
 

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from . import _vm
+from . import _gradblock, _vm
 from . import tape as _tape_mod
 from ._format import format_array, with_suffixes
 from ._state import STATE
@@ -1121,6 +1121,9 @@ def _result(data: np.ndarray, shape: tuple, n: int) -> Tensor:
     t._grad, t._version, t._gfn, t._retain, t._ptape, t._shared = (
         None, 0, None, False, None, False)
     return t
+
+
+_gradblock._result = _result
 
 
 def _fast1(x: Tensor, op: int, c0: float, c1: float = 0.0) -> Tensor:
