@@ -44,34 +44,36 @@ class GradPlan:
 
 
 def accumulate(tape: Any, code: list, adj: np.ndarray, reached: np.ndarray,
-               root: int) -> None:
-    """Add the adjoints of the reached leaves of ``tape`` into their ``.grad``."""
+               root: int) -> bool:
+    """Add the adjoints of ``tape``'s leaves into their ``.grad`` as the tape's plan says:
+    True when done, False (nothing written) when the plan does not hold, or a leaf
+    changed in place since it was recorded (``add_general`` then checks and raises)."""
     leaves = tape.leaves
     plan = tape._plan
-    if plan is not None and len(leaves) == len(plan.leaves) and plan.last <= root:
-        state = 0  # 1: every .grad is the plan's; 2: every .grad is None
-        for (e, leaf, _), pl, pg, pd, po in zip(leaves, plan.leaves, plan.grads, plan.datas,
-                                               plan.offs):
-            if leaf is not pl or code[W * e + OFF] != po or not reached[e]:
-                break
-            g = leaf._grad
-            if g is None:
-                if state == 1:
-                    break
-                state = 2
-            elif state == 2 or g is not pg or g._data is not pd or g._ptape is not None:
-                break
-            else:
-                state = 1
-        else:
+    if plan is None or len(leaves) != len(plan.leaves) or plan.last > root:
+        return False
+    state = 0  # 1: every .grad is the plan's; 2: every .grad is None
+    for (e, leaf, ver), pl, pg, pd, po in zip(leaves, plan.leaves, plan.grads, plan.datas,
+                                             plan.offs):
+        if (leaf is not pl or code[W * e + OFF] != po or not reached[e]
+                or leaf._version != ver):
+            return False
+        g = leaf._grad
+        if g is None:
             if state == 1:
-                _vm.add_blocks(adj, plan.idx, plan.blk, False)
-                for g in plan.grads:
-                    g._version += 1
-            else:  # set to None since (zero_grad): a new block, the same layout
-                _fill(plan, adj)
-            return
-    _general(tape, leaves, code, adj, reached, root)
+                return False
+            state = 2
+        elif state == 2 or g is not pg or g._data is not pd or g._ptape is not None:
+            return False
+        else:
+            state = 1
+    if state == 1:
+        _vm.add_blocks(adj, plan.idx, plan.blk, False)
+        for g in plan.grads:
+            g._version += 1
+    else:  # set to None since (zero_grad): a new block, the same layout
+        _fill(plan, adj)
+    return True
 
 
 def _fill(plan: GradPlan, adj: np.ndarray) -> None:
@@ -91,9 +93,10 @@ def _fill(plan: GradPlan, adj: np.ndarray) -> None:
     plan.blk = blk
 
 
-def _general(tape: Any, leaves: list, code: list, adj: np.ndarray, reached: np.ndarray,
-             root: int) -> None:
+def add_general(tape: Any, code: list, adj: np.ndarray, reached: np.ndarray,
+                root: int) -> None:
     """Leaf by leaf; then make a plan for the next backward when the grads allow one."""
+    leaves = tape.leaves
     used = [(e, leaf) for e, leaf, _ in leaves if e <= root and reached[e]]
     if used and len(used) == len(leaves) and all(leaf._grad is None for _, leaf in used):
         if len({id(leaf) for _, leaf in used}) == len(used):

@@ -493,19 +493,21 @@ def backward_scalar(t: Any, retain_graph: bool) -> None:
         raise RuntimeError(SECOND_BACKWARD)
     code = tape.code
     leaves = tape.leaves
-    for e, leaf, ver in leaves:  # every check before anything is committed
-        if leaf._version != ver and e <= root and reached[e]:
-            if not retain_graph:
-                tape.freed[: root + 1][reached[: root + 1] != 0] = 0
-            raise _modified(leaf, ver)
+    # The leaves' gradients first: the plan's one call (which checks versions), or every
+    # check before anything is committed, then leaf by leaf.
+    if leaves and not _gradblock.accumulate(tape, code, adj, reached, root):
+        for e, leaf, ver in leaves:
+            if leaf._version != ver and e <= root and reached[e]:
+                if not retain_graph:
+                    tape.freed[: root + 1][reached[: root + 1] != 0] = 0
+                raise _modified(leaf, ver)
+        _gradblock.add_general(tape, code, adj, reached, root)
     if tape.retained:
         for e, ref in list(tape.retained.items()):
             r = ref()
             if r is not None and e <= root and reached[e]:
                 o = code[W * e + OFF]
                 r._accumulate(adj[o: o + code[W * e + SIZE]])
-    if leaves:
-        _gradblock.accumulate(tape, code, adj, reached, root)
     if not retain_graph:
         tape.release()
 

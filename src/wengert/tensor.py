@@ -477,7 +477,7 @@ class Tensor:
             if to is Tensor and o._dtype is float64:
                 if o._shape == self._shape:
                     return _fast2(self, o, _ADD)
-                return _record_binary(_ADD, self, o, "add", float64, name="AddBackward0")
+                return _record_binary(_ADD, self, o, "add", float64)  # (the row's grad_fn)
         return _arith(self, o, C.ADD, C.ADD_C, "add")
 
     __radd__ = __add__
@@ -490,7 +490,7 @@ class Tensor:
             if to is Tensor and o._dtype is float64:
                 if o._shape == self._shape:
                     return _fast2(self, o, _SUB)
-                return _record_binary(_SUB, self, o, "sub", float64, name="SubBackward0")
+                return _record_binary(_SUB, self, o, "sub", float64)  # (the row's grad_fn)
         return _arith(self, o, C.SUB, C.SUB_C, "sub")
 
     def __rsub__(self, o: Any) -> Tensor:
@@ -506,7 +506,7 @@ class Tensor:
             if to is Tensor and o._dtype is float64:
                 if o._shape == self._shape:
                     return _fast2(self, o, _MUL)
-                return _record_binary(_MUL, self, o, "mul", float64, name="MulBackward0")
+                return _record_binary(_MUL, self, o, "mul", float64)  # (the row's grad_fn)
         return _arith(self, o, C.MUL, C.MUL_C, "mul")
 
     __rmul__ = __mul__
@@ -1048,12 +1048,13 @@ def _leaf(arr: np.ndarray, requires_grad: bool = False) -> Tensor:
 
 
 def _lazy(tape: Tape, buf: int, shape: tuple, n: int, dtype: np.dtype, rg: bool) -> Tensor:
+    """The tensor of buffer ``buf``, the entry just recorded on ``tape``."""
     t = _new(Tensor)
-    t._tape, t._buf, t._entry, t._data = tape, buf, tape.n - 1, None
-    t._shape, t._n, t._dtype, t._rg = shape, n, dtype, rg
-    t._grad, t._version, t._gfn, t._retain, t._ptape = None, 0, None, False, None
-    t._shared = False
-    tape.tensors.append(weakref.ref(t))
+    t._tape, t._buf, t._entry, t._data, t._shape, t._n, t._dtype, t._rg = (
+        tape, buf, tape.n - 1, None, shape, n, dtype, rg)
+    t._grad, t._version, t._gfn, t._retain, t._ptape, t._shared = (
+        None, 0, None, False, None, False)
+    tape.tensors.append(_wref(t))
     return t
 
 
@@ -1093,20 +1094,25 @@ def _update(x: Tensor, o: Any, op: int, op_c: int) -> bool:
     there is no graph to record (no_grad, or neither requires grad: ``w.data -= ...``);
     False when the general (recorded) path must run instead."""
     st = STATE
-    if (st.trace is not None or x._dtype is not float64 or x._tape is not None
-            or x._ptape is not None or x._n > EAGER_MAX or (st.grad_enabled and x._rg)):
+    ge = st.grad_enabled
+    if ((ge and x._rg) or x._tape is not None or x._ptape is not None
+            or x._dtype is not float64 or x._n > EAGER_MAX or st.trace is not None):
         return False
     d = x._data
-    if not d.flags.c_contiguous:
-        return False
     to = type(o)
-    v = d.ravel()
-    if to is float or to is int:
-        _unary(op_c, v, float(o), v)
-    elif (to is Tensor and o._dtype is float64 and _concrete(o)
-          and not (st.grad_enabled and o._rg)
-          and (o._shape == x._shape or (o._n == 1 and len(o._shape) <= len(x._shape)))):
+    if to is Tensor:  # (o's size is x's, or 1: at most EAGER_MAX)
+        if (o._tape is not None or o._ptape is not None or o._dtype is not float64
+                or (ge and o._rg) or not d.flags.c_contiguous
+                or not (o._shape == x._shape
+                        or (o._n == 1 and len(o._shape) <= len(x._shape)))):
+            return False
+        v = d.ravel()
         _binary(op, v, o._data.ravel(), v)
+    elif to is float or to is int:
+        if not d.flags.c_contiguous:
+            return False
+        v = d.ravel()
+        _unary(op_c, v, float(o), v)
     else:
         return False
     x._version += 1
@@ -1132,9 +1138,15 @@ def _fast1(x: Tensor, op: int, c0: float, c1: float = 0.0) -> Tensor:
     ge = st.grad_enabled
     if (not ge and x._tape is None and x._ptape is None and x._n <= EAGER_MAX
             and st.trace is None and c1 == 0.0):
-        out = np.empty(x._shape)
+        shape = x._shape
+        out = np.empty(shape)
         _unary(op, x._data.ravel(), float(c0), out.ravel())
-        return _result(out, x._shape, x._n)
+        t = _new(Tensor)  # (_result, written out)
+        t._tape, t._buf, t._entry, t._data, t._shape, t._n, t._dtype, t._rg = (
+            None, -1, -1, out, shape, x._n, float64, False)
+        t._grad, t._version, t._gfn, t._retain, t._ptape, t._shared = (
+            None, 0, None, False, None, False)
+        return t
     tape = st.tape
     if tape is None:
         tape = st.tape = Tape()
@@ -1508,7 +1520,8 @@ def _matmul(a: Any, b: Any, tb: bool = False) -> Tensor:
     tape.aux += (m, k, n, 1 if tb else 0)
     tape.top += size
     tape.n = ob + 1
-    tape.names[ob] = _MATMUL_NAMES[nd]
+    if nd != 6:  # (MmBackward0 is the row's own name)
+        tape.names[ob] = _MATMUL_NAMES[nd]
     return _lazy(tape, ob, shape, size, dtype, rg)
 
 
