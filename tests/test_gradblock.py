@@ -37,18 +37,16 @@ def _reference(ps_values, x=X, y=Y):
 @pytest.fixture
 def calls(monkeypatch):
     """Count the one-call additions (copy=False) and copies (copy=True) of the plans."""
-    from wengert import _gradblock
+    from wengert import _fastcall, _gradblock, _vm
 
     seen = {True: 0, False: 0}
-    real = _gradblock._vm.add_blocks
+    real = _fastcall.bind(_vm.add_blocks, _fastcall.ADD_BLOCKS)
 
-    class Counting:
-        @staticmethod
-        def add_blocks(adj, idx, blk, copy):
-            seen[bool(copy)] += 1
-            real(adj, idx, blk, copy)
+    def counting(adj, idx, blk, copy):
+        seen[bool(copy)] += 1
+        real(adj, idx, blk, copy)
 
-    monkeypatch.setattr(_gradblock, "_vm", Counting)
+    monkeypatch.setattr(_gradblock, "_add_blocks", counting)
     return seen
 
 

@@ -20,10 +20,17 @@ from typing import Any
 
 import numpy as np
 
-from . import _vm
+from . import _fastcall, _vm
 
 W, OFF = 7, 4  # as in tape.py
 _result: Any = None  # tensor._result (bound by tensor.py, which imports this module)
+
+
+def _add_blocks(adj: np.ndarray, idx: np.ndarray, blk: np.ndarray, copy: bool) -> None:
+    """``_vm.add_blocks`` through its entry point (see _fastcall), bound at first use."""
+    global _add_blocks
+    _add_blocks = _fastcall.bind(_vm.add_blocks, _fastcall.ADD_BLOCKS)
+    _add_blocks(adj, idx, blk, copy)
 
 
 class GradPlan:
@@ -68,7 +75,7 @@ def accumulate(tape: Any, code: list, adj: np.ndarray, reached: np.ndarray,
         else:
             state = 1
     if state == 1:
-        _vm.add_blocks(adj, plan.idx, plan.blk, False)
+        _add_blocks(adj, plan.idx, plan.blk, False)
         for g in plan.grads:
             g._version += 1
     else:  # set to None since (zero_grad): a new block, the same layout
@@ -79,7 +86,7 @@ def accumulate(tape: Any, code: list, adj: np.ndarray, reached: np.ndarray,
 def _fill(plan: GradPlan, adj: np.ndarray) -> None:
     """New gradients for the plan's leaves: a new block, copied from the adjoints."""
     blk = np.empty(plan.blk.size)
-    _vm.add_blocks(adj, plan.idx, blk, True)
+    _add_blocks(adj, plan.idx, blk, True)
     grads, datas = [], []
     for leaf, b in zip(plan.leaves, plan.bofs):
         n = leaf._n

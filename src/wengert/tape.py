@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from . import _gradblock, _vm
+from . import _fastcall, _gradblock, _vm
 from ._state import STATE
 
 W = 7  # ints per row
@@ -286,8 +286,8 @@ class Tape:
         """Compute every pending entry: one numba call."""
         if self.n_eval < self.n:
             self.sync()
-            _vm.forward(self._code, self._consts, self._aux, self.val, self.freed, self.n_eval,
-                        self.n)
+            _forward(self._code, self._consts, self._aux, self.val, self.freed, self.n_eval,
+                     self.n)
             self.n_eval = self.n
             if ((self.n > SEAL_ENTRIES or (self.top > SEAL_ELEMENTS and self._too_big()))
                     and STATE.tape is self and STATE.trace is not self):
@@ -361,6 +361,20 @@ class Tape:
                 t._settle()
         self.tensors = keep
         return not keep and not self.exported
+
+
+# The two sweeps of every eager step, called through their compiled entry points (see
+# _fastcall: the tape's own arrays, Python ints and a bool), bound at first use.
+def _forward(*args: Any) -> None:
+    global _forward
+    _forward = _fastcall.bind(_vm.forward, _fastcall.FORWARD)
+    _forward(*args)
+
+
+def _sweep_from(*args: Any) -> int:
+    global _sweep_from
+    _sweep_from = _fastcall.bind(_vm.sweep_from, _fastcall.SWEEP_FROM)
+    return _sweep_from(*args)
 
 
 # ---------------------------------------------------------------------- the engine
@@ -486,8 +500,8 @@ def backward_scalar(t: Any, retain_graph: bool) -> None:
     if tape.n > len(tape._reached):
         tape._reached = np.zeros(max(tape.n, 2 * len(tape._reached)), np.uint8)
     adj, reached = tape._adj, tape._reached
-    err = _vm.sweep_from(tape._code, tape._consts, tape._aux, tape.val, adj, reached,
-                         tape.freed, tape.n_eval, tape.n, root, retain_graph)
+    err = _sweep_from(tape._code, tape._consts, tape._aux, tape.val, adj, reached,
+                      tape.freed, tape.n_eval, tape.n, root, retain_graph)
     tape.n_eval = tape.n
     if err >= 0:
         raise RuntimeError(SECOND_BACKWARD)

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from . import _gradblock, _vm
+from . import _fastcall, _gradblock, _vm
 from . import tape as _tape_mod
 from ._format import format_array, with_suffixes
 from ._state import STATE
@@ -148,8 +148,9 @@ class Tensor:
             elif gr._ptape is not None:
                 gr._settle()
             d = gr._data
-            if (d.dtype is float64 and g.size == d.size and d.flags.c_contiguous
-                    and g.flags.c_contiguous):
+            f = d.flags
+            if (d.dtype is float64 and g.dtype is float64 and g.size == d.size
+                    and f.c_contiguous and f.writeable and g.flags.c_contiguous):
                 v = d.ravel()  # one numba call: cheaper than numpy's += on small arrays
                 _binary(_ADD, v, g.ravel(), v)
             else:
@@ -1081,7 +1082,20 @@ _ADD, _SUB, _MUL, _DIV, _SQUARE = C.ADD, C.SUB, C.MUL, C.DIV, C.SQUARE
 # would cost more than the op (an update like ``w -= lr * w.grad``). Larger ones are
 # recorded as usual, where the vectorised sweep kernels serve them.
 EAGER_MAX = 4096
-_unary, _binary = _vm.unary, _vm.binary
+
+
+# The eager kernels, called through their compiled entry points (see _fastcall: the
+# callers pass float64 C arrays, an int opcode and a float): bound at first use.
+def _unary(op: int, x: np.ndarray, c0: float, out: np.ndarray) -> None:
+    global _unary
+    _unary = _fastcall.bind(_vm.unary, _fastcall.UNARY)
+    _unary(op, x, c0, out)
+
+
+def _binary(op: int, x: np.ndarray, y: np.ndarray, out: np.ndarray) -> None:
+    global _binary
+    _binary = _fastcall.bind(_vm.binary, _fastcall.BINARY)
+    _binary(op, x, y, out)
 
 
 def _concrete(x: Tensor) -> bool:
@@ -1101,15 +1115,17 @@ def _update(x: Tensor, o: Any, op: int, op_c: int) -> bool:
     d = x._data
     to = type(o)
     if to is Tensor:  # (o's size is x's, or 1: at most EAGER_MAX)
+        f = d.flags
         if (o._tape is not None or o._ptape is not None or o._dtype is not float64
-                or (ge and o._rg) or not d.flags.c_contiguous
+                or (ge and o._rg) or not (f.c_contiguous and f.writeable)
                 or not (o._shape == x._shape
                         or (o._n == 1 and len(o._shape) <= len(x._shape)))):
             return False
         v = d.ravel()
         _binary(op, v, o._data.ravel(), v)
     elif to is float or to is int:
-        if not d.flags.c_contiguous:
+        f = d.flags
+        if not (f.c_contiguous and f.writeable):
             return False
         v = d.ravel()
         _unary(op_c, v, float(o), v)
