@@ -326,6 +326,29 @@ def table(net: Net, runs: dict[str, Run]) -> str:
     return "\n".join(lines)
 
 
+def targets(seed: dict[str, Run], large: dict[str, Run]) -> str:
+    """The issue's three targets, as ratios of the runs above (us per epoch)."""
+    lines = ["targets (per-epoch medians):"]
+    tm = seed.get("torch eager, manual no_grad")
+    for label, goal in (("wengert eager, manual no_grad", 2.0),
+                        ("wengert.compile_step, nn + SGD", 5.0)):
+        r = seed.get(label)
+        if r is None or tm is None:
+            continue
+        x = tm.median / r.median
+        lines.append(f"  seed network, {label}: {r.median * 1e6:.1f} us vs torch's manual loop "
+                     f"{tm.median * 1e6:.1f} us = {x:.2f}x faster (target >= {goal:g}x: "
+                     f"{'met' if x >= goal else 'NOT met'})")
+    ref = large[NUMPY]
+    for label in ("wengert eager, nn + SGD", "wengert.compile_step, nn + SGD"):
+        r = large.get(label)
+        if r is not None:
+            x = r.median / ref.median
+            lines.append(f"  larger network, {label}: {x:.2f}x hand-written numpy "
+                         f"(target <= 1.2x: {'met' if x <= 1.2 else 'NOT met'})")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true",
@@ -353,10 +376,14 @@ def main(argv: list[str] | None = None) -> None:
     # warm numba's kernels (loading them from the on-disk cache) outside the timings
     tiny = Net("warm-up", 8, 3, 4, 2, 1e-4, "sum", "normal")
     run_net(tiny, seed_style=True, with_torch=with_torch)
+    seed_runs = run_net(seed_net, seed_style=True, with_torch=with_torch)
     print()
-    print(table(seed_net, run_net(seed_net, seed_style=True, with_torch=with_torch)))
+    print(table(seed_net, seed_runs))
+    large_runs = run_net(large_net, seed_style=False, with_torch=with_torch)
     print()
-    print(table(large_net, run_net(large_net, seed_style=False, with_torch=with_torch)))
+    print(table(large_net, large_runs))
+    print()
+    print(targets(seed_runs, large_runs))
 
 
 if __name__ == "__main__":

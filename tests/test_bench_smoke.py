@@ -121,6 +121,7 @@ def test_nn_main(nnb, monkeypatch, capsys):
     nnb.main([])
     out = capsys.readouterr().out
     assert "seed, tiny" in out and "large, tiny" in out
+    assert "larger network, wengert eager, nn + SGD:" in out and "x hand-written numpy" in out
 
 
 # ---------------------------------------------------------------- phases.py

@@ -23,6 +23,7 @@ from ._state import STATE
 W = 7  # ints per row
 OFF, SIZE, RG = 4, 5, 6
 _ids = itertools.count(1)
+_wref = weakref.ref
 
 # An evaluated tape with more entries (or arena elements, when these are also more than
 # eight times its largest entry) than this stops being the current tape, so that a long
@@ -179,19 +180,14 @@ class Tape:
         if src is None:
             key = id(t)
             hit = self.imp_cache.get(key)
-            if hit is not None and hit[1] == t._version and (hit[0] is t or hit[0]() is t):
+            ver = t._version
+            if hit is not None and hit[1] == ver and (hit[0] is t or hit[0]() is t):
                 return hit[2]
             rg = 1 if t._rg else 0
-            if t._ptape is self:
-                # A leaf updated in place on this tape: copy its pending entry.
-                e = self.entry(0, t._buf, -1, t._n, rg)
-            else:
-                if t._ptape is not None:
-                    t._settle()
-                if self.top > self.flush_at:  # as in entry()
-                    self.flush()
-                # entry() and _import_entry() written out: every step of a training loop
-                # imports its parameters and data.
+            pt = t._ptape
+            if pt is None:  # the usual case, entry() and _import_entry() written out:
+                if self.top > self.flush_at:  # every step of a training loop imports its
+                    self.flush()  # parameters and data (the flush as in entry())
                 n, o, e = t._n, self.top, self.n
                 self.code += (0, -1, -1, -1, o, n, rg)
                 self.consts += (0.0, 0.0)
@@ -200,17 +196,24 @@ class Tape:
                 if top > len(self.val):
                     self.val = _grow(self.val, top, o)
                 self.val[o: top] = t._data.ravel()
-            # A leaf that needs no gradient is held weakly (its values are copied), so that a
-            # long no_grad loop feeding new tensors to this tape does not keep them all alive;
-            # a trace keeps its captured constants.
-            ref = t if rg or STATE.trace is self else weakref.ref(t)
-            self.imp_cache[key] = (ref, t._version, e)
+            elif pt is self:
+                # A leaf updated in place on this tape: copy its pending entry.
+                e = self.entry(0, t._buf, -1, t._n, rg)
+            else:
+                t._settle()
+                return self.import_tensor(t)
             if rg:
+                self.imp_cache[key] = (t, ver, e)
                 if t._gfn is None:  # (imported() finds it in leaves)
-                    self.leaves.append((e, t, t._version))
+                    self.leaves.append((e, t, ver))
                 else:  # a non-leaf whose graph was freed by an earlier backward
                     self.imports[e] = ("dead", t)
                     self.has_dead = True
+            else:
+                # A leaf that needs no gradient is held weakly (its values are copied), so
+                # that a long no_grad loop feeding new tensors to this tape does not keep
+                # them all alive; a trace keeps its captured constants.
+                self.imp_cache[key] = (_wref(t) if STATE.trace is not self else t, ver, e)
             return e
         key = (src.id, src.gen, t._buf)
         hit = self.imp_cache.get(key)

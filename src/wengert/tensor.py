@@ -974,6 +974,11 @@ class Tensor:
 
     def zero_(self) -> Tensor:
         """Set every element to 0."""
+        if self._tape is None and not (self._rg and self._gfn is None and STATE.grad_enabled):
+            self._ptape = None  # (fill_ written out: every step of a loop zeroes its grads)
+            self._data.fill(0.0)
+            self._version += 1
+            return self
         return self.fill_(0.0)
 
     def copy_(self, src: Any) -> Tensor:
@@ -1298,19 +1303,19 @@ def _record_binary(op: int, a: Tensor, b: Tensor, opname: str, dtype: np.dtype,
                 _layouts[(sa, sb)] = (shape, n, rows)
         else:
             shape, n, rows = hit
-        if (a._n != n and a._n != 1) or (b._n != n and b._n != 1):
-            if rows is None:
-                if a._n != n and a._n != 1:
-                    a = _expand(a, shape)
-                if b._n != n and b._n != 1:
-                    b = _expand(b, shape)
-    tape = STATE.tape
+        if rows is None and ((a._n != n and a._n != 1) or (b._n != n and b._n != 1)):
+            if a._n != n and a._n != 1:
+                a = _expand(a, shape)
+            if b._n != n and b._n != 1:
+                b = _expand(b, shape)
+    st = STATE
+    tape = st.tape
     if tape is None:
-        tape = STATE.tape = Tape()
+        tape = st.tape = Tape()
     ia = a._buf if a._tape is tape else tape.import_tensor(a)
     ib = b._buf if b._tape is tape else tape.import_tensor(b)
     if rg is None:
-        rg = (a._rg or b._rg) and STATE.grad_enabled and dtype == float64
+        rg = (a._rg or b._rg) and st.grad_enabled and dtype == float64
     if tape.top > tape.flush_at:  # as in Tape.entry (written out: a hot path)
         tape.flush()
     ax = -1
@@ -1500,16 +1505,21 @@ def _matmul(a: Any, b: Any, tb: bool = False) -> Tensor:
     sa, sb = a._shape, b._shape
     if tb:
         sb = (sb[1], sb[0])
-    if not sa or not sb:
-        raise RuntimeError("matmul: both arguments need at least 1 dimension, got shapes "
-                           f"{list(sa)} and {list(sb)}")
-    if len(sa) > 2 or len(sb) > 2:
-        raise RuntimeError("matmul: only 1-D and 2-D tensors are supported, got shapes "
-                           f"{list(sa)} and {list(sb)}")
-    m = sa[0] if len(sa) == 2 else 1
-    k = sa[-1]
-    n = sb[1] if len(sb) == 2 else 1
-    kb = sb[0]
+    la, lb = len(sa), len(sb)
+    if la == 2 and lb == 2:  # (the usual case first)
+        m, k = sa
+        kb, n = sb
+    else:
+        if not la or not lb:
+            raise RuntimeError("matmul: both arguments need at least 1 dimension, got "
+                               f"shapes {list(sa)} and {list(sb)}")
+        if la > 2 or lb > 2:
+            raise RuntimeError("matmul: only 1-D and 2-D tensors are supported, got shapes "
+                               f"{list(sa)} and {list(sb)}")
+        m = sa[0] if la == 2 else 1
+        k = sa[-1]
+        n = sb[1] if lb == 2 else 1
+        kb = sb[0]
     if k != kb:
         if len(sa) == 1 and len(sb) == 1:
             raise RuntimeError(f"dot: inconsistent tensor size, expected tensor [{k}] and src "
@@ -1517,7 +1527,7 @@ def _matmul(a: Any, b: Any, tb: bool = False) -> Tensor:
                                f"{kb} elements respectively")
         raise RuntimeError(f"matmul: shapes cannot be multiplied ({m}x{k} and {kb}x{n}): "
                            f"tensors of shape {list(sa)} and {list(sb)}")
-    nd = len(sa) * 2 + len(sb)  # 6: mm, 5: mv, 4: vm, 3: dot
+    nd = la * 2 + lb  # 6: mm, 5: mv, 4: vm, 3: dot
     shape = (m, n) if nd == 6 else ((m,) if nd == 5 else ((n,) if nd == 4 else ()))
     dtype = float64 if (a._dtype is float64 or b._dtype is float64) else _result_dtype(
         a._dtype, b._dtype)
