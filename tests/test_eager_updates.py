@@ -266,3 +266,35 @@ def test_gradients_given_to_backward_accumulate_in_their_shape():
     (y * 2).backward(torch.ones(2, 3))
     (y * 3).backward(torch.ones(2, 3))
     np.testing.assert_array_equal(y.grad.numpy(), np.full((2, 3), 5.0))
+
+
+def test_read_only_storage_is_not_written_by_the_eager_kernels():
+    arr = np.arange(4.0)
+    arr.setflags(write=False)
+    t = torch.from_numpy(arr)
+    with torch.no_grad():
+        doubled = t * 2  # reading is fine
+        with pytest.raises(ValueError, match="read-only"):
+            t += 1
+    np.testing.assert_array_equal(doubled.numpy(), [0.0, 2.0, 4.0, 6.0])
+    np.testing.assert_array_equal(arr, np.arange(4.0))
+
+
+def test_eager_ops_read_strided_and_fortran_storage():
+    base = np.arange(24.0).reshape(4, 6)
+    strided = torch.from_numpy(base[:, ::2])
+    fortran = torch.from_numpy(np.asfortranarray(base))
+    with torch.no_grad():
+        np.testing.assert_array_equal((strided * 3).numpy(), base[:, ::2] * 3)
+        np.testing.assert_array_equal((fortran - fortran).numpy(), np.zeros((4, 6)))
+        np.testing.assert_array_equal((1.5 + fortran).numpy(), base + 1.5)
+        w = torch.zeros(4, 3)
+        w += strided
+    np.testing.assert_array_equal(w.numpy(), base[:, ::2])
+
+
+def test_gradient_accumulates_into_a_grad_the_user_assigned_with_other_storage():
+    w = torch.tensor([[1.0, 2.0], [3.0, 4.0]], requires_grad=True)
+    w.grad = torch.from_numpy(np.asfortranarray(np.ones((2, 2))))
+    (w * w).sum().backward()
+    np.testing.assert_array_equal(w.grad.numpy(), 1 + 2 * w.detach().numpy())
