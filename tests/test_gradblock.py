@@ -177,3 +177,19 @@ def test_one_leaf_loop_as_rosenbrock():
         with wengert.no_grad():
             x -= 0.01 * x.grad
             x.grad.zero_()
+
+
+def test_a_plan_does_not_keep_a_dropped_model_alive():
+    import gc
+    import weakref
+
+    ps = _params()
+    for _ in range(4):
+        _loss(ps).backward()
+    ref = weakref.ref(ps[0])
+    del ps
+    other = wengert.tensor([1.0, 2.0], requires_grad=True)
+    for _ in range(4):  # other graphs, on both tapes of the loop
+        (other * other).sum().backward()
+    gc.collect()
+    assert ref() is None

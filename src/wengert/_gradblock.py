@@ -11,7 +11,9 @@ pending on it) and then adds every adjoint with one call (``_vm.add_blocks``).
 
 Gradients that are not views of one block (assigned by the user, say) take the per-leaf
 path (``Tensor._accumulate``); so does anything the plan does not describe. Gradients set
-to None between steps (``optimizer.zero_grad()``) are made again in a new block.
+to None between steps (``optimizer.zero_grad()``) are made again in a new block. A plan
+holds its leaves; a recording that does not use it drops it (``Tape.reset``), so a model
+is not kept alive longer than by the tape's own list of leaves.
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ def _add_blocks(adj: np.ndarray, idx: np.ndarray, blk: np.ndarray, copy: bool) -
 class GradPlan:
     """Where the adjoints of a tape's leaves go: see the module docstring."""
 
-    __slots__ = ("leaves", "grads", "datas", "offs", "idx", "bofs", "blk", "last")
+    __slots__ = ("leaves", "grads", "datas", "offs", "idx", "bofs", "blk", "last", "gen")
 
     def __init__(self, leaves: list, grads: list, offs: list[int], idx: np.ndarray,
                  blk: np.ndarray, last: int) -> None:
@@ -48,6 +50,7 @@ class GradPlan:
         self.bofs = idx[1::3].tolist()  # block offsets
         self.blk = blk
         self.last = last  # the largest entry: every one must be below the root
+        self.gen = -1  # the tape generation that last used it (Tape.reset drops the rest)
 
 
 def accumulate(tape: Any, code: list, adj: np.ndarray, reached: np.ndarray,
@@ -74,6 +77,7 @@ def accumulate(tape: Any, code: list, adj: np.ndarray, reached: np.ndarray,
             return False
         else:
             state = 1
+    plan.gen = tape.gen
     if state == 1:
         _add_blocks(adj, plan.idx, plan.blk, False)
         for g in plan.grads:
@@ -113,7 +117,10 @@ def add_general(tape: Any, code: list, adj: np.ndarray, reached: np.ndarray,
         k = W * e + OFF
         o = code[k]
         leaf._accumulate(adj[o: o + code[k + 1]])  # (SIZE follows OFF)
-    tape._plan = _plan_of(used, code) if used and len(used) == len(leaves) else None
+    plan = _plan_of(used, code) if used and len(used) == len(leaves) else None
+    if plan is not None:
+        plan.gen = tape.gen
+    tape._plan = plan
 
 
 def _new_block(tape: Any, used: list, code: list, adj: np.ndarray) -> None:
@@ -127,6 +134,7 @@ def _new_block(tape: Any, used: list, code: list, adj: np.ndarray) -> None:
     plan = GradPlan([leaf for _, leaf in used], [], offs, np.array(idx, np.int64),
                     np.empty(b), max(e for e, _ in used))
     _fill(plan, adj)
+    plan.gen = tape.gen
     tape._plan = plan
 
 

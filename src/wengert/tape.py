@@ -116,6 +116,8 @@ class Tape:
 
     def reset(self) -> None:
         """Empty the tape for reuse (its arrays keep their capacity)."""
+        if self._plan is not None and self._plan.gen != self.gen:
+            self._plan = None  # the recording just ended did not use it (see _gradblock)
         self.gen += 1
         self.code.clear()
         self.consts.clear()
