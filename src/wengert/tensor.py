@@ -1118,20 +1118,18 @@ def _update(x: Tensor, o: Any, op: int, op_c: int) -> bool:
             or x._dtype is not float64 or x._n > EAGER_MAX or st.trace is not None):
         return False
     d = x._data
+    f = d.flags
+    if not (f.c_contiguous and f.writeable):  # (the kernels write a flat view of it)
+        return False
     to = type(o)
     if to is Tensor:  # (o's size is x's, or 1: at most EAGER_MAX)
-        f = d.flags
         if (o._tape is not None or o._ptape is not None or o._dtype is not float64
-                or (ge and o._rg) or not (f.c_contiguous and f.writeable)
-                or not (o._shape == x._shape
-                        or (o._n == 1 and len(o._shape) <= len(x._shape)))):
+                or (ge and o._rg) or not (o._shape == x._shape
+                                          or (o._n == 1 and len(o._shape) <= len(x._shape)))):
             return False
         v = d.ravel()
         _binary(op, v, o._data.ravel(), v)
     elif to is float or to is int:
-        f = d.flags
-        if not (f.c_contiguous and f.writeable):
-            return False
         v = d.ravel()
         _unary(op_c, v, float(o), v)
     else:
